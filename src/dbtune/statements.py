@@ -1,0 +1,152 @@
+"""What a SQL statement is, as far as safety goes: the lock it takes and whether it
+may run inside a transaction.
+
+Used by ``--dry-run`` to annotate each statement and by the online engine to
+recognise the index statements it must run on its own connection.  The lock
+levels follow the PostgreSQL documentation's "Explicit Locking" table
+(https://www.postgresql.org/docs/current/explicit-locking.html).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlparse
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
+
+_CREATE_INDEX = re.compile(
+    rf"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?"
+    rf"(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})?\s*ON\s+(?P<only>ONLY\s+)?(?P<table>{_QUALIFIED})",
+    re.IGNORECASE | re.DOTALL)
+_DROP_INDEX = re.compile(
+    rf"^\s*DROP\s+INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?(?P<ie>IF\s+EXISTS\s+)?(?P<name>{_QUALIFIED})"
+    r"\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_REINDEX = re.compile(
+    rf"^\s*REINDEX\s+(?:\([^)]*\)\s*)?(?P<kind>INDEX|TABLE)\s+(?P<concurrently>CONCURRENTLY\s+)?(?P<name>{_QUALIFIED})",
+    re.IGNORECASE | re.DOTALL)
+
+
+def unquote(ident: str) -> str:
+    ident = ident.strip()
+    if ident.startswith('"'):
+        return ident[1:-1].replace('""', '"')
+    return ident.lower()
+
+
+def split_qualified(name: str) -> tuple[str | None, str]:
+    parts = re.findall(_IDENT, name)
+    if len(parts) == 2:
+        return unquote(parts[0]), unquote(parts[1])
+    return None, unquote(parts[0])
+
+
+def strip_comments(sql: str) -> str:
+    return sqlparse.format(sql, strip_comments=True).strip()
+
+
+def split_sql(text: str) -> list[str]:
+    """Split a script into statements (sqlparse understands quotes, dollar quoting and comments)."""
+    statements = []
+    for statement in sqlparse.split(text):
+        statement = statement.strip()
+        if strip_comments(statement).rstrip(";").strip():
+            statements.append(statement.rstrip(";").strip())
+    return statements
+
+
+@dataclass(frozen=True)
+class IndexStatement:
+    """A CREATE/DROP/REINDEX index statement the online engine runs."""
+
+    sql: str
+    verb: str  # "create", "drop" or "reindex"
+    name: str  # index name, unquoted
+    schema: str | None
+    table: str | None  # table name for create (unquoted); found from the catalog otherwise
+    table_schema: str | None
+    concurrently: bool
+    source: str = ""  # file it came from, for messages
+
+    @property
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def parse_index_statement(sql: str, source: str = "") -> IndexStatement | None:
+    """Recognise an index statement; None for anything else."""
+    body = strip_comments(sql).rstrip(";").strip()
+    if m := _CREATE_INDEX.match(body):
+        if not m.group("name"):
+            return None  # an unnamed index cannot be repaired or rolled back by name
+        table_schema, table = split_qualified(m.group("table"))
+        return IndexStatement(sql=body, verb="create", name=unquote(m.group("name")),
+                              schema=table_schema, table=table, table_schema=table_schema,
+                              concurrently=bool(m.group("concurrently")), source=source)
+    if m := _DROP_INDEX.match(body):
+        if "," in m.group("rest") or "," in m.group("name"):
+            return None
+        schema, name = split_qualified(m.group("name"))
+        return IndexStatement(sql=body, verb="drop", name=name, schema=schema, table=None,
+                              table_schema=None, concurrently=bool(m.group("concurrently")), source=source)
+    if (m := _REINDEX.match(body)) and m.group("kind").upper() == "INDEX":
+        schema, name = split_qualified(m.group("name"))
+        return IndexStatement(sql=body, verb="reindex", name=name, schema=schema, table=None,
+                              table_schema=None, concurrently=bool(m.group("concurrently")), source=source)
+    return None
+
+
+def read_index_file(path: Path) -> IndexStatement:
+    from .errors import ConfigError
+
+    statements = [s for s in split_sql(path.read_text()) if parse_index_statement(s)]
+    if len(statements) != 1:
+        raise ConfigError(f"{path.name} must hold exactly one named CREATE INDEX statement")
+    found = parse_index_statement(statements[0], source=path.name)
+    assert found is not None
+    if found.verb != "create" or not found.concurrently:
+        raise ConfigError(f"{path.name}: index files must use CREATE INDEX CONCURRENTLY")
+    return found
+
+
+# Lock levels, weakest first.  "writes continue" marks the levels that do not
+# conflict with INSERT/UPDATE/DELETE (ROW EXCLUSIVE).
+_LOCK_RULES: list[tuple[str, str]] = [
+    (r"^(BEGIN|COMMIT|ROLLBACK|SET|RESET|SHOW)\b", "none"),
+    (r"^CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
+    (r"^CREATE\s+(UNIQUE\s+)?INDEX\b", "SHARE (blocks writes for the whole build)"),
+    (r"^DROP\s+INDEX\s+CONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
+    (r"^DROP\s+INDEX\b", "ACCESS EXCLUSIVE on the table (brief)"),
+    (r"^REINDEX\b.*\bCONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
+    (r"^REINDEX\b", "SHARE (blocks writes for the whole rebuild)"),
+    (r"^REFRESH\s+MATERIALIZED\s+VIEW\s+CONCURRENTLY\b", "EXCLUSIVE on the view (reads continue)"),
+    (r"^REFRESH\s+MATERIALIZED\s+VIEW\b", "ACCESS EXCLUSIVE on the view"),
+    (r"^CREATE\s+(MATERIALIZED\s+VIEW|TABLE\s+\S+\s+AS)\b", "ACCESS SHARE on the tables it reads"),
+    (r"^CREATE\s+(TABLE|SCHEMA|SEQUENCE|TYPE|DOMAIN|EXTENSION|FUNCTION|PROCEDURE)\b", "none on existing tables"),
+    (r"^CREATE\s+(OR\s+REPLACE\s+)?(VIEW|FUNCTION|PROCEDURE)\b", "ACCESS EXCLUSIVE on the view (brief)"),
+    (r"^(DROP|TRUNCATE)\b", "ACCESS EXCLUSIVE (brief)"),
+    (r"^ALTER\s+TABLE\b.*\bVALIDATE\s+CONSTRAINT\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
+    (r"^ALTER\b", "ACCESS EXCLUSIVE (brief, bounded by lock_timeout)"),
+    (r"^(ANALYZE|VACUUM)\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
+    (r"^COMMENT\b", "SHARE UPDATE EXCLUSIVE"),
+    (r"^(INSERT|UPDATE|DELETE|MERGE|COPY)\b", "ROW EXCLUSIVE"),
+    (r"^(SELECT|WITH)\b", "ACCESS SHARE"),
+]
+
+
+def lock_for(sql: str) -> str:
+    body = strip_comments(sql).lstrip("(").strip()
+    for pattern, lock in _LOCK_RULES:
+        if re.match(pattern, body, re.IGNORECASE | re.DOTALL):
+            return lock
+    return "see the PostgreSQL docs"
+
+
+def must_run_outside_transaction(sql: str) -> bool:
+    body = strip_comments(sql)
+    return bool(re.match(r"^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\b.*)\s*.*\bCONCURRENTLY\b",
+                         body, re.IGNORECASE | re.DOTALL)) or bool(
+        re.match(r"^(VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE)\b", body, re.IGNORECASE))
