@@ -1,0 +1,410 @@
+"""The online index engine against real PostgreSQL: repairs, blockers, locks, kills, writers."""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from dbtune.errors import BuildBlocked, DbtuneError
+from dbtune.online import Engine, OnlineOptions
+from dbtune.output import Output
+from dbtune.settings import Target
+from dbtune.statements import parse_index_statement
+from tests.fix_cli import OWN_MIGRATIONS, dbtune_process, run_cli, scalar
+
+OWN = ["--migrations", str(OWN_MIGRATIONS)]
+ROWS = 200_000
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def engine(dsn: str, **options: object) -> tuple[Engine, io.StringIO, io.StringIO]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(stdout=stdout, stderr=stderr, log_interval=0.0)
+    opts = OnlineOptions(out=out, poll_interval=0.2, **options)  # type: ignore[arg-type]
+    return Engine(Target.parse(dsn, "test"), opts), stdout, stderr
+
+
+def stmt(sql: str):
+    st = parse_index_statement(sql)
+    assert st is not None
+    return st
+
+
+def index_state(dsn: str, name: str) -> tuple[bool, bool] | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT indisvalid, indisready FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                           [name]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+@pytest.fixture
+def events(database: str) -> Iterator[str]:
+    """A table big enough that a build takes a moment; autovacuum off so ANALYZE counts are ours."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("""
+            CREATE TABLE events (id bigint PRIMARY KEY, account int NOT NULL, kind text NOT NULL,
+                                 created_at timestamptz NOT NULL, payload text)
+            WITH (autovacuum_enabled = off)""")
+        conn.execute("""
+            INSERT INTO events
+            SELECT i, i %% 5000, (ARRAY['click','view','buy','ship'])[1 + i %% 4],
+                   timestamptz '2026-01-01' + i * interval '1 minute', md5(i::text)
+            FROM generate_series(1, %s) AS i""", [ROWS])
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    yield database
+
+
+class Blocker:
+    """Another application session that holds something up, as a test's adversary."""
+
+    def __init__(self, dsn: str, how: str) -> None:
+        self.conn = psycopg.connect(dsn, application_name="blocker-app")
+        if how == "snapshot":  # an old snapshot, on another table: stalls the end of a build
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            self.conn.execute("SELECT count(*) FROM notes")
+        else:  # an open write on the table: stalls the start of a build
+            self.conn.execute("INSERT INTO events VALUES (0, 0, 'x', now(), NULL)")
+        self.pid = self.conn.info.backend_pid
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def cancelled_build(dsn: str, sql: str) -> None:
+    """Start a concurrent build, stall it behind a writer, then cancel it: an INVALID leftover."""
+    blocker = Blocker(dsn, "write")
+    builder = psycopg.connect(dsn, autocommit=True)
+    pid = builder.info.backend_pid
+    failure: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            builder.execute(sql)  # type: ignore[arg-type]
+        except psycopg.errors.QueryCanceled as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    wait_until(lambda: scalar(dsn, "SELECT cardinality(pg_blocking_pids(%s)) > 0", [pid]), what="build to wait")
+    scalar(dsn, "SELECT pg_cancel_backend(%s)", [pid])
+    thread.join()
+    builder.close()
+    blocker.release()
+    assert failure, "the build should have been cancelled"
+
+
+def test_invalid_leftover_of_a_cancelled_build_is_repaired(events: str) -> None:
+    sql = "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_events_account ON events (account, created_at)"
+    cancelled_build(events, sql)
+    assert index_state(events, "ix_events_account") == (False, False)
+    # What other tools do: IF NOT EXISTS sees the name and accepts the broken index.
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute(sql)
+    assert index_state(events, "ix_events_account") == (False, False)
+
+    eng, stdout, stderr = engine(events)
+    [result] = eng.run([stmt(sql)])
+    assert result.outcome == "built"
+    assert result.repaired == ["ix_events_account"]
+    assert "is INVALID (left by a failed build); dropping it" in stderr.getvalue()
+    assert index_state(events, "ix_events_account") == (True, True)
+
+
+def test_reindex_concurrently_leftovers_are_dropped(events: str) -> None:
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute("CREATE INDEX ix_events_kind ON events (kind)")
+    cancelled_build(events, "REINDEX INDEX CONCURRENTLY ix_events_kind")
+    assert index_state(events, "ix_events_kind_ccnew") == (False, False)
+    eng, _, stderr = engine(events)
+    [result] = eng.run([stmt("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_events_kind ON events (kind)")])
+    assert result.outcome == "present"
+    assert result.repaired == ["ix_events_kind_ccnew"]
+    assert index_state(events, "ix_events_kind_ccnew") is None
+    assert index_state(events, "ix_events_kind") == (True, True)
+
+
+def test_blocker_is_named_and_max_wait_cancels_cleanly(events: str) -> None:
+    blocker = Blocker(events, "snapshot")
+    try:
+        eng, _, stderr = engine(events, max_wait=1.0)
+        with pytest.raises(BuildBlocked) as failure:
+            eng.run([stmt("CREATE INDEX CONCURRENTLY ix_events_created ON events (created_at)")])
+    finally:
+        blocker.release()
+    error = failure.value
+    assert [b.pid for b in error.blockers] == [blocker.pid]
+    assert error.blockers[0].application == "blocker-app"
+    assert error.waited_s >= 1.0
+    assert f"pid {blocker.pid} (blocker-app" in str(error)
+    assert f"is waiting for pid {blocker.pid} (blocker-app, idle in transaction" in stderr.getvalue()
+    # Nothing left behind: the INVALID index was dropped.
+    assert index_state(events, "ix_events_created") is None
+
+
+def test_cli_exits_5_naming_the_blocker_and_keeps_the_revision(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int)")
+    blocker = Blocker.__new__(Blocker)
+    blocker.conn = psycopg.connect(database, application_name="report-job")
+    blocker.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    blocker.conn.execute("SELECT count(*) FROM notes")
+    try:
+        result = run_cli("apply", "--database-url", database, *OWN, "--max-wait", "1")
+    finally:
+        blocker.conn.rollback()
+        blocker.conn.close()
+    assert result.exit_code == 5, result.output
+    assert "report-job" in result.stderr and "--max-wait" in result.stderr
+    assert "revision a2" in result.stderr
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
+    assert index_state(database, "ix_customers_country") is None
+
+
+def test_two_applies_at_once(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int)")
+    blocker = psycopg.connect(database)
+    blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    blocker.execute("SELECT count(*) FROM notes")
+    first = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
+    try:
+        wait_until(lambda: scalar(database, "SELECT count(*) FROM pg_stat_activity "
+                                            "WHERE application_name LIKE 'dbtune create%%'"),
+                   what="the first apply to be building")
+        second = run_cli("apply", "--database-url", database, *OWN)
+        assert second.exit_code == 4, second.output
+        assert "another dbtune run holds this database's migration lock" in second.stderr
+    finally:
+        blocker.rollback()
+        blocker.close()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a3"
+
+
+def test_sigkill_mid_build_then_the_next_apply_finishes(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int)")
+        conn.execute("INSERT INTO customers (email, country) SELECT 'c' || i || '@x.test', 'NL' "
+                      "FROM generate_series(1, 5000) i")
+        before = conn.execute("SELECT count(*), sum(hashtext(email)) FROM customers").fetchone()
+    blocker = psycopg.connect(database)
+    blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    blocker.execute("SELECT count(*) FROM notes")
+    victim = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
+    try:
+        wait_until(lambda: scalar(database, "SELECT phase = 'waiting for old snapshots' "
+                                            "FROM pg_stat_progress_create_index"),
+                   what="the build to be mid-way")
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)  # reaps it and closes its pipes
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # The orphaned build notices its client is gone and stops (or, before PostgreSQL 14, finishes).
+    wait_until(lambda: not scalar(database, "SELECT count(*) FROM pg_stat_progress_create_index"),
+               what="the orphaned build to end")
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
+
+    again = run_cli("apply", "--database-url", database, *OWN)
+    assert again.exit_code == 0, again.output
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a3"
+    assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                            "WHERE c.relname = 'customers'")
+    assert index_state(database, "ix_customers_country") == (True, True)
+    with psycopg.connect(database, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*), sum(hashtext(email)) FROM customers").fetchone() == before
+
+
+def test_a_writer_never_fails_and_loses_nothing_during_builds(events: str) -> None:
+    stop = threading.Event()
+    inserted: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        next_id = ROWS + 1
+        with psycopg.connect(events, autocommit=True, application_name="app-writer") as conn:
+            while not stop.is_set():
+                try:
+                    conn.execute("INSERT INTO events VALUES (%s, %s, 'buy', now(), 'w')", [next_id, next_id % 97])
+                    inserted.append(next_id)
+                    next_id += 1
+                except psycopg.Error as exc:
+                    errors.append(exc)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        eng, _, _ = engine(events, jobs=2)
+        results = eng.run([
+            stmt("CREATE INDEX CONCURRENTLY ix_w_account ON events (account, created_at DESC)"),
+            stmt("CREATE INDEX CONCURRENTLY ix_w_kind ON events (kind) WHERE kind <> 'view'"),
+            stmt("CREATE INDEX CONCURRENTLY ix_w_cover ON events (account) INCLUDE (kind, payload)"),
+        ])
+    finally:
+        stop.set()
+        thread.join()
+    assert [r.outcome for r in results] == ["built"] * 3
+    assert errors == []
+    assert len(inserted) > 0
+    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s", [ROWS]) == len(inserted)
+    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s AND account = id %% 97", [ROWS]) == len(inserted)
+
+
+def _definitions(dsn: str) -> list[tuple[str, str]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                            "ORDER BY indexname").fetchall()
+
+
+class RecordingEngine(Engine):
+    """Records how many statements run at once per table, around the real builds."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.active: dict[str, int] = {}
+        self.peak_per_table: dict[str, int] = {}
+        self.peak_total = 0
+        self._guard = threading.Lock()
+
+    def _run_one(self, st, monitor):  # type: ignore[no-untyped-def]
+        table = st.table or st.name
+        with self._guard:
+            self.active[table] = self.active.get(table, 0) + 1
+            self.peak_per_table[table] = max(self.peak_per_table.get(table, 0), self.active[table])
+            self.peak_total = max(self.peak_total, sum(self.active.values()))
+        try:
+            return super()._run_one(st, monitor)
+        finally:
+            with self._guard:
+                self.active[table] -= 1
+
+
+JOB_STATEMENTS = [
+    "CREATE INDEX CONCURRENTLY ix_j1 ON events (account)",
+    "CREATE INDEX CONCURRENTLY ix_j2 ON events (kind, created_at)",
+    "CREATE INDEX CONCURRENTLY ix_j3 ON notes (body)",
+    "CREATE INDEX CONCURRENTLY ix_j4 ON events (created_at) WHERE kind = 'buy'",
+    "CREATE INDEX CONCURRENTLY ix_j5 ON notes (id, body)",
+]
+
+
+def test_jobs_build_tables_in_parallel_never_one_table_twice(events: str, pg_server) -> None:
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    parallel = RecordingEngine(Target.parse(events, "test"), OnlineOptions(jobs=3, out=out))
+    parallel.run([stmt(s) for s in JOB_STATEMENTS])
+    assert parallel.peak_per_table == {"events": 1, "notes": 1}
+    assert parallel.peak_total == 2
+
+    serial_db = pg_server.create_database()
+    try:
+        with psycopg.connect(serial_db, autocommit=True) as conn:
+            conn.execute("CREATE TABLE events (id bigint PRIMARY KEY, account int NOT NULL, kind text NOT NULL, "
+                         "created_at timestamptz NOT NULL, payload text) WITH (autovacuum_enabled = off)")
+            conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        Engine(Target.parse(serial_db, "test"), OnlineOptions(jobs=1, out=out)).run(
+            [stmt(s) for s in JOB_STATEMENTS])
+        assert _definitions(serial_db) == _definitions(events)
+    finally:
+        pg_server.drop_database(serial_db)
+
+
+def test_progress_lines_show_phase_and_waits(events: str) -> None:
+    blocker = Blocker(events, "snapshot")
+    threading.Timer(1.5, blocker.release).start()
+    eng, stdout, stderr = engine(events)
+    eng.run([stmt("CREATE INDEX CONCURRENTLY ix_events_payload ON events (payload)")])
+    lines = stdout.getvalue()
+    assert "ix_events_payload: waiting for old snapshots" in lines
+    assert "elapsed" in lines
+    assert "ix_events_payload: built in" in lines
+    assert f"waiting for pid {blocker.pid}" in stderr.getvalue()
+
+
+def test_quiet_builds_print_nothing(events: str) -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(stdout=stdout, stderr=stderr, quiet=True)
+    Engine(Target.parse(events, "test"), OnlineOptions(out=out)).run(
+        [stmt("CREATE INDEX CONCURRENTLY ix_q ON events (kind)")])
+    assert stdout.getvalue() == ""
+
+
+def test_table_is_analyzed_after_its_builds(events: str) -> None:
+    before = scalar(events, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'")
+    eng, stdout, _ = engine(events, jobs=2)
+    eng.run([stmt("CREATE INDEX CONCURRENTLY ix_a1 ON events (account)"),
+             stmt("CREATE INDEX CONCURRENTLY ix_a2 ON events (kind)")])
+    after = wait_until(lambda: scalar(events, "SELECT analyze_count FROM pg_stat_user_tables "
+                                              "WHERE relname = 'events'") != before and
+                       scalar(events, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'"),
+                       timeout=5, what="statistics to show the ANALYZE")
+    assert after == before + 1  # once per table, after its last build
+    assert stdout.getvalue().count("analyzed public.events") == 1
+
+
+def test_rollback_refuses_to_drop_an_index_backing_a_constraint(events: str) -> None:
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute("ALTER TABLE events ADD CONSTRAINT events_payload_key UNIQUE (id, payload)")
+    eng, _, _ = engine(events)
+    with pytest.raises(DbtuneError, match="backs constraint events_payload_key"):
+        eng.run([stmt("DROP INDEX CONCURRENTLY IF EXISTS events_payload_key")])
+    assert index_state(events, "events_payload_key") == (True, True)
+
+
+def test_drop_of_a_missing_index_is_a_no_op(events: str) -> None:
+    eng, _, _ = engine(events)
+    [result] = eng.run([stmt("DROP INDEX CONCURRENTLY IF EXISTS ix_not_there")])
+    assert result.outcome == "absent"
+
+
+def test_partitioned_table_is_refused_with_the_way_out(database: str) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE measures (at date NOT NULL, v int) PARTITION BY RANGE (at)")
+        conn.execute("CREATE TABLE measures_2026 PARTITION OF measures "
+                     "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
+    eng, _, _ = engine(database)
+    with pytest.raises(DbtuneError, match="is partitioned.*ON ONLY the parent.*ATTACH PARTITION"):
+        eng.run([stmt("CREATE INDEX CONCURRENTLY ix_measures_v ON measures (v)")])
+    assert index_state(database, "ix_measures_v") is None
+
+
+def test_sessions_that_stall_builds_are_warned_about(events: str) -> None:
+    idle = psycopg.connect(events, application_name="forgotten-psql")
+    idle.execute("SELECT 1")  # now idle in transaction
+    pid = idle.info.backend_pid
+    try:
+        eng, _, stderr = engine(events)
+        eng.run([stmt("CREATE INDEX CONCURRENTLY ix_s ON notes (body)")])
+    finally:
+        idle.rollback()
+        idle.close()
+    assert f"this one may stall it: pid {pid} (forgotten-psql, idle in transaction" \
+        in stderr.getvalue()
+
+
+def test_a_valid_index_of_the_same_name_on_another_table_is_an_error(events: str) -> None:
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute("CREATE INDEX ix_clash ON notes (body)")
+    eng, _, _ = engine(events)
+    with pytest.raises(DbtuneError, match="already exists on public.notes"):
+        eng.run([stmt("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_clash ON events (kind)")])
