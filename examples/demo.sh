@@ -16,14 +16,17 @@ export DBTUNE_DATABASE_URL
 step "dbtune status"
 dbtune status
 
-step "dbtune apply --to 0001   (the reference schema)"
-dbtune apply --to 0001
+step "dbtune apply --to 0002   (the reference schema and its extensions)"
+dbtune apply --to 0002
+
+step "dbtune seed --scale $SCALE"
+dbtune seed --scale "$SCALE"
 
 step "dbtune apply --dry-run   (what would run, and the locks it takes)"
 dbtune apply --dry-run | head -n 40
 
-step "dbtune apply   (every index built concurrently)"
-dbtune apply
+step "dbtune apply --jobs 2   (every index built concurrently, two tables at a time)"
+dbtune apply --jobs 2
 
 step "dbtune status"
 dbtune status

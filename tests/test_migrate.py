@@ -285,3 +285,24 @@ def test_sandbox_in_a_folder_the_server_user_cannot_enter(tmp_path) -> None:
     result = run_cli("sandbox", "start", "--dir", str(tmp_path / "sb"))
     assert result.exit_code == 2
     assert "cannot enter" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_role_that_may_not_create_an_extension_is_told_what_to_do(database: str) -> None:
+    role = "app_" + database.rsplit("/", 1)[1]
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'app-secret\'')
+        conn.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT CREATE ON DATABASE "{database.rsplit("/", 1)[1]}" TO "{role}"')
+    as_app = re.sub(r"://[^@]*@", f"://{role}:app-secret@", database)
+    try:
+        result = run_cli("apply", "--database-url", as_app)
+        assert result.exit_code == 1, result.output
+        assert "revision 0002" in result.stderr
+        assert "may not create the pg_stat_statements extension" in result.stderr
+        assert "app-secret" not in result.output
+        assert current(database, "dbtune_version") == "0001"
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+        with psycopg.connect(database.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{role}"')

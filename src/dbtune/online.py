@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import psycopg
@@ -274,9 +273,7 @@ class Engine:
     def _schedule(self, statements: list[IndexStatement], tables: dict[IndexStatement, tuple[str, str] | None],
                   monitor: Monitor) -> list[BuildResult]:
         pending = list(statements)
-        busy: set[tuple[str, str] | None] = set()
-        left = Counter(t for t in tables.values() if t)
-        built_on: set[tuple[str, str]] = set()
+        busy: set[tuple[str, str]] = set()
         results: dict[IndexStatement, BuildResult] = {}
         errors: list[BaseException] = []
         cond = threading.Condition()
@@ -290,13 +287,14 @@ class Engine:
                     while True:
                         if errors or not pending:
                             return
+                        # The first pending statement whose table is free: revision order,
+                        # and never two builds on one table (they deadlock each other).
                         pick = next((s for s in pending if key(s) not in busy), None)
                         if pick is not None:
                             pending.remove(pick)
                             busy.add(key(pick))
                             break
                         cond.wait()
-                analyze = None
                 try:
                     result = self._run_one(pick, monitor)
                     with cond:
@@ -307,16 +305,7 @@ class Engine:
                 finally:
                     with cond:
                         busy.discard(key(pick))
-                        table = tables[pick]
-                        if table:
-                            left[table] -= 1
-                            if pick in results and results[pick].outcome in ("built", "reindexed"):
-                                built_on.add(table)
-                            if left[table] == 0 and table in built_on and not errors:
-                                analyze = table
                         cond.notify_all()
-                if analyze:
-                    self._analyze(analyze)
 
         jobs = max(1, min(self.options.jobs, len(statements)))
         if jobs == 1:
@@ -329,6 +318,11 @@ class Engine:
                 thread.join()
         if errors:
             raise errors[0]
+        # ANALYZE once the builds are done: it holds a snapshot, which a concurrent
+        # build on another table would otherwise have to wait for.
+        built = [tables[st] for st in statements if results[st].outcome in ("built", "reindexed")]
+        for table in dict.fromkeys(t for t in built if t):
+            self._analyze(table)
         return [results[st] for st in statements]
 
     # -- one statement ------------------------------------------------------

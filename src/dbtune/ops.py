@@ -16,9 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic import context, op
+import psycopg
 from psycopg import sql
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from .errors import DbtuneError
 from .online import Engine, OnlineOptions
 from .resources import sql_path
 from .settings import Target
@@ -77,3 +80,43 @@ def _run_online(statements: list[IndexStatement]) -> None:
     with migration.autocommit_block():
         pid = bind.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
         Engine(target, options, own_pids=own | {pid}).run(statements)
+
+
+def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
+    """CREATE EXTENSION IF NOT EXISTS each one, explaining what a DBA must do when it cannot.
+
+    ``preloaded`` names extensions that only work when listed in
+    shared_preload_libraries (pg_stat_statements): missing there is a warning,
+    since the extension installs fine and only its views fail until a restart.
+    """
+    if context.is_offline_mode():
+        for name in names:
+            op.execute(text(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)).as_string()))
+        return
+    bind = op.get_bind()
+    available = {row[0] for row in bind.exec_driver_sql("SELECT name FROM pg_available_extensions")}
+    for name in names:
+        if name not in available:
+            raise DbtuneError(f"the server has no {name} extension: install PostgreSQL's contrib modules "
+                              "(Debian/Ubuntu: postgresql-contrib) on the database server")
+        installed = bind.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = %(n)s", {"n": name}).first()
+        if installed:
+            continue
+        try:
+            with bind.begin_nested():
+                bind.exec_driver_sql(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+                    sql.Identifier(name)).as_string())
+        except DBAPIError as exc:
+            if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+                raise DbtuneError(f"this role may not create the {name} extension: ask a superuser to run "
+                                  f"CREATE EXTENSION {name}; in this database (or grant CREATE on it, "
+                                  "for trusted extensions), then apply again") from None
+            raise
+    libraries = bind.exec_driver_sql("SHOW shared_preload_libraries").scalar() or ""
+    loaded = {lib.strip() for lib in libraries.split(",")}
+    options = (op.get_context().config.attributes.get(OPTIONS_KEY) if op.get_context().config else None) \
+        or OnlineOptions()
+    for name in preloaded:
+        if name not in loaded:
+            options.out.warn(f"{name} is installed but not in shared_preload_libraries, so its views will "
+                             f"fail until you add it there and restart PostgreSQL")
