@@ -22,6 +22,10 @@ dbtune apply --to 0002
 step "dbtune seed --scale $SCALE"
 dbtune seed --scale "$SCALE"
 
+step "dbtune verify --analyze --save-baseline   (each query's time before any index; the checks fail)"
+dbtune verify --analyze --save-baseline "$DIR/before.json" --format json >/dev/null || true
+echo "recorded $DIR/before.json"
+
 step "dbtune apply --dry-run   (what would run, and the locks it takes)"
 dbtune apply --dry-run | head -n 40
 
@@ -30,6 +34,12 @@ dbtune apply --jobs 2
 
 step "dbtune status"
 dbtune status
+
+step "dbtune verify   (each index serves its query)"
+dbtune verify
+
+step "dbtune verify --analyze --compare   (before and after, side by side)"
+dbtune verify --analyze --compare "$DIR/before.json"
 
 step "dbtune rollback --to base"
 dbtune rollback --to base

@@ -287,14 +287,14 @@ class RecordingEngine(Engine):
         self.peak_total = 0
         self._guard = threading.Lock()
 
-    def _run_one(self, st, monitor):  # type: ignore[no-untyped-def]
+    def _run_one(self, st, monitor, conn):  # type: ignore[no-untyped-def]
         table = st.table or st.name
         with self._guard:
             self.active[table] = self.active.get(table, 0) + 1
             self.peak_per_table[table] = max(self.peak_per_table.get(table, 0), self.active[table])
             self.peak_total = max(self.peak_total, sum(self.active.values()))
         try:
-            return super()._run_one(st, monitor)
+            return super()._run_one(st, monitor, conn)
         finally:
             with self._guard:
                 self.active[table] -= 1

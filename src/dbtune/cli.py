@@ -213,6 +213,53 @@ def sandbox_dir(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Where the sandbox keeps its server.")(func)
 
 
+@cli.command(epilog="""\b
+Examples:
+  dbtune verify                              # every shipped index serves its query
+  dbtune verify --can-use                    # usable at all (CI, nearly empty database)
+  dbtune verify --checks my_checks/          # your own queries and indexes
+  dbtune verify --analyze --save-baseline before.json
+  dbtune verify --analyze --baseline before.json --max-regression 2
+  dbtune verify --analyze --compare before.json   # before/after times side by side
+""")
+@click.option("--checks", "check_dirs", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of .sql check files (repeatable); replaces the shipped checks unless --shipped.")
+@click.option("--shipped", is_flag=True, help="Also run dbtune's shipped index checks along with --checks.")
+@click.option("--can-use", is_flag=True, help="Discourage seq scans for the check: is the index usable at all?")
+@click.option("--analyze", is_flag=True, help="Run the queries (EXPLAIN ANALYZE, BUFFERS): times and buffers.")
+@click.option("--save-baseline", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Record each check's plan, cost and time.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Fail a check whose plan left its index or whose time grew past --max-regression.")
+@click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Show each check's time against a saved baseline, with the speed-up.")
+@click.option("--max-regression", type=click.FloatRange(min=1.0, min_open=True), default=2.0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@connection_options
+def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: bool, save_baseline: Path | None,
+           baseline: Path | None, compare: Path | None, max_regression: float, fmt: str,
+           database_url: str | None) -> None:
+    """Prove with EXPLAIN that each index serves its query. Exit 1 if any check fails."""
+    from . import verify as v
+    from .checks import default_check_dirs
+
+    dirs = list(check_dirs) + (default_check_dirs() if shipped or not check_dirs else [])
+    out = _output()
+    gate = v.load_baseline(baseline) if baseline else None
+    before = v.load_baseline(compare) if compare else None
+    report = v.verify(_target(database_url), dirs, can_use=can_use, analyze=analyze, baseline=gate,
+                      max_regression=max_regression)
+    if before is not None:
+        v.render_comparison(before, report, out, fmt)
+    else:
+        v.render(report, out, fmt)
+    if save_baseline:
+        v.save_baseline(report, save_baseline)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
 @cli.group()
 def sandbox() -> None:
     """A throwaway PostgreSQL under .dbtune/ for trying dbtune by hand."""

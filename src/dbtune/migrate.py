@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from . import db
 from .errors import ConfigError, DbtuneError, MigrationFailed
 from .locking import run_lock
-from .online import Engine, OnlineOptions
+from .online import Engine, OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
@@ -188,24 +188,36 @@ def _move(target: Target, migrations: Migrations, direction: str, to: str | None
     with run_lock(target, wait=options.wait_for_lock, out=out) as lock_pid:
         own = {lock_pid}
         config.attributes[OWN_PIDS_KEY] = own
-        attempt = 0
-        while True:
-            try:
-                with _errors(target, config, script, out), _intercept_concurrent(target, options.online, own):
-                    getattr(command, direction)(config, destination)
-                break
-            except MigrationFailed as exc:
-                if exc.sqlstate != "55P03" or attempt >= options.lock_retries:
-                    raise
-                delay = random.uniform(0.1, min(options.backoff_cap_s, options.backoff_base_s * 2 ** attempt))
-                attempt += 1
-                out.warn(f"{exc.failed_revision or 'a migration'} could not get a lock within "
-                         f"{options.lock_timeout_s:g}s; retrying in {delay:.1f}s "
-                         f"(attempt {attempt} of {options.lock_retries})")
-                time.sleep(delay)
+        options.online.analyze_queue = []
+        try:
+            _run_with_retries(target, config, script, direction, destination, options, out, own)
+        finally:
+            # Each table once, after all of its new indexes, even when a later step failed.
+            queued, options.online.analyze_queue = options.online.analyze_queue, None
+            analyze_tables(target, queued, options.online)
     after = _current(config, script, target)
     out.info(f"database is at {', '.join(after) or 'base'}")
     return Outcome(before, after)
+
+
+def _run_with_retries(target: Target, config: Config, script: ScriptDirectory, direction: str, destination: str,
+                      options: RunOptions, out: Output, own: set[int]) -> None:
+    """Run Alembic; after a lock_timeout, back off (exponentially, with jitter) and try again."""
+    attempt = 0
+    while True:
+        try:
+            with _errors(target, config, script, out), _intercept_concurrent(target, options.online, own):
+                getattr(command, direction)(config, destination)
+            break
+        except MigrationFailed as exc:
+            if exc.sqlstate != "55P03" or attempt >= options.lock_retries:
+                raise
+            delay = random.uniform(0.1, min(options.backoff_cap_s, options.backoff_base_s * 2 ** attempt))
+            attempt += 1
+            out.warn(f"{exc.failed_revision or 'a migration'} could not get a lock within "
+                     f"{options.lock_timeout_s:g}s; retrying in {delay:.1f}s "
+                     f"(attempt {attempt} of {options.lock_retries})")
+            time.sleep(delay)
 
 
 def _destination(script: ScriptDirectory, direction: str, to: str | None, steps: int,

@@ -51,6 +51,9 @@ class OnlineOptions:
     old_transaction_s: float = 30.0
     # Bound on the brief locks taken around builds (ANALYZE, cleanup).
     lock_timeout_s: float = 2.0
+    # When a list, tables to ANALYZE are queued here for the caller to analyze
+    # once at the end of a whole run (`dbtune apply` does), not after each step.
+    analyze_queue: list[tuple[str, str]] | None = None
     out: Output = field(default_factory=Output)
 
 
@@ -282,30 +285,37 @@ class Engine:
             return tables[st] or ("", st.label)
 
         def worker() -> None:
-            while True:
-                with cond:
-                    while True:
-                        if errors or not pending:
-                            return
-                        # The first pending statement whose table is free: revision order,
-                        # and never two builds on one table (they deadlock each other).
-                        pick = next((s for s in pending if key(s) not in busy), None)
-                        if pick is not None:
-                            pending.remove(pick)
-                            busy.add(key(pick))
-                            break
-                        cond.wait()
-                try:
-                    result = self._run_one(pick, monitor)
+            conn: psycopg.Connection | None = None  # one build connection per worker, reused
+            try:
+                while True:
                     with cond:
-                        results[pick] = result
-                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others stop
-                    with cond:
-                        errors.append(exc)
-                finally:
-                    with cond:
-                        busy.discard(key(pick))
-                        cond.notify_all()
+                        while True:
+                            if errors or not pending:
+                                return
+                            # The first pending statement whose table is free: revision order,
+                            # and never two builds on one table (they deadlock each other).
+                            pick = next((s for s in pending if key(s) not in busy), None)
+                            if pick is not None:
+                                pending.remove(pick)
+                                busy.add(key(pick))
+                                break
+                            cond.wait()
+                    try:
+                        if conn is None or conn.closed:
+                            conn = self._connect_build()
+                        result = self._run_one(pick, monitor, conn)
+                        with cond:
+                            results[pick] = result
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others stop
+                        with cond:
+                            errors.append(exc)
+                    finally:
+                        with cond:
+                            busy.discard(key(pick))
+                            cond.notify_all()
+            finally:
+                if conn is not None:
+                    conn.close()
 
         jobs = max(1, min(self.options.jobs, len(statements)))
         if jobs == 1:
@@ -320,39 +330,42 @@ class Engine:
             raise errors[0]
         # ANALYZE once the builds are done: it holds a snapshot, which a concurrent
         # build on another table would otherwise have to wait for.
-        built = [tables[st] for st in statements if results[st].outcome in ("built", "reindexed")]
-        for table in dict.fromkeys(t for t in built if t):
-            self._analyze(table)
+        built = [t for st in statements if results[st].outcome in ("built", "reindexed") and (t := tables[st])]
+        if self.options.analyze_queue is not None:
+            self.options.analyze_queue.extend(built)
+        else:
+            analyze_tables(self.target, built, self.options)
         return [results[st] for st in statements]
 
     # -- one statement ------------------------------------------------------
 
-    def _connect_build(self, st: IndexStatement) -> psycopg.Connection:
-        conn = db.connect(self.target, purpose=f"{st.verb} {st.name}"[:50])
+    def _connect_build(self) -> psycopg.Connection:
+        """A build connection: no timeouts (the monitor bounds waits), our worker count."""
+        conn = db.connect(self.target, purpose="build")
         self.own_pids.add(conn.info.backend_pid)
-        conn.execute("SET lock_timeout = 0")
-        conn.execute("SET statement_timeout = 0")
-        conn.execute(sql.SQL("SET max_parallel_maintenance_workers = {}").format(
-            sql.Literal(self.options.maintenance_workers)))
+        settings = [sql.SQL("SET lock_timeout = 0"), sql.SQL("SET statement_timeout = 0"),
+                    sql.SQL("SET max_parallel_maintenance_workers = {}").format(
+                        sql.Literal(self.options.maintenance_workers))]
         if conn.info.server_version >= 140000:
             # If dbtune dies mid-build, the server notices the closed connection
             # within a second and aborts the build, instead of finishing an index
             # nobody will confirm; the next apply then repairs the INVALID leftover.
-            conn.execute("SET client_connection_check_interval = '1s'")
+            settings.append(sql.SQL("SET client_connection_check_interval = '1s'"))
+        conn.execute(sql.SQL("; ").join(settings))
         return conn
 
-    def _run_one(self, st: IndexStatement, monitor: Monitor) -> BuildResult:
+    def _run_one(self, st: IndexStatement, monitor: Monitor, conn: psycopg.Connection) -> BuildResult:
         started = time.monotonic()
-        with self._connect_build(st) as conn:
-            pid = conn.info.backend_pid
-            if st.verb == "create":
-                result = self._create(conn, st, monitor)
-            elif st.verb == "drop":
-                result = self._drop(conn, st, monitor)
-            else:
-                result = self._reindex(conn, st, monitor)
+        # Name the statement in pg_stat_activity, for a DBA watching the server.
+        conn.execute(sql.SQL("SET application_name = {}").format(
+            sql.Literal(f"{db.APPLICATION} {st.verb} {st.name}"[:63])))
+        if st.verb == "create":
+            result = self._create(conn, st, monitor)
+        elif st.verb == "drop":
+            result = self._drop(conn, st, monitor)
+        else:
+            result = self._reindex(conn, st, monitor)
         result.seconds = time.monotonic() - started
-        self.own_pids.discard(pid)
         verb = {"built": "built", "present": "already valid, kept", "dropped": "dropped",
                 "absent": "not there, nothing to drop", "reindexed": "rebuilt"}[result.outcome]
         repaired = f" (repaired: dropped INVALID {', '.join(result.repaired)})" if result.repaired else ""
@@ -526,16 +539,27 @@ class Engine:
                 "partitioned table concurrently. Create it ON ONLY the parent, build each partition's index "
                 "CONCURRENTLY, then ALTER INDEX ... ATTACH PARTITION each one", statement=st.sql)
 
-    def _analyze(self, table: tuple[str, str]) -> None:
-        """Fresh statistics so the planner prices the new index right away."""
-        try:
-            with db.connect(self.target, purpose="analyze") as conn:
-                conn.execute(sql.SQL("SET lock_timeout = {}").format(
-                    sql.Literal(f"{int(self.options.lock_timeout_s * 1000)}ms")))
-                conn.execute(sql.SQL("ANALYZE {}").format(_ident(*table)))
-            self.out.info(f"analyzed {table[0]}.{table[1]}")
-        except psycopg.errors.LockNotAvailable:
-            self.out.warn(f"ANALYZE {table[0]}.{table[1]} skipped: the table is locked (autovacuum will do it)")
+
+
+def analyze_tables(target: Target, tables: list[tuple[str, str]], options: OnlineOptions) -> None:
+    """ANALYZE each table once, so the planner prices the new indexes right away.
+
+    Bounded by lock_timeout: ANALYZE's SHARE UPDATE EXCLUSIVE lock only conflicts
+    with DDL and VACUUM, and if one holds the table we leave it to autovacuum
+    rather than queue in front of the application.
+    """
+    unique = list(dict.fromkeys(tables))
+    if not unique:
+        return
+    with db.connect(target, purpose="analyze") as conn:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(
+            sql.Literal(f"{int(options.lock_timeout_s * 1000)}ms")))
+        for schema, table in unique:
+            try:
+                conn.execute(sql.SQL("ANALYZE {}").format(_ident(schema, table)))
+                options.out.info(f"analyzed {schema}.{table}")
+            except psycopg.errors.LockNotAvailable:
+                options.out.warn(f"ANALYZE {schema}.{table} skipped: the table is locked (autovacuum will do it)")
 
 
 def _cancel(target: Target, pid: int) -> None:

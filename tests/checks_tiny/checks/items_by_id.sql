@@ -1,0 +1,3 @@
+-- A DBA's own check: no migration, the index named outright.
+-- verify-index: items_pkey
+-- verify: SELECT * FROM items WHERE id = 1234
