@@ -312,6 +312,9 @@ JOB_STATEMENTS = [
 def test_jobs_build_tables_in_parallel_never_one_table_twice(events: str, pg_server) -> None:
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
     parallel = RecordingEngine(Target.parse(events, "test"), OnlineOptions(jobs=3, out=out))
+    # Hold the first builds at their last phase for a while, so that they surely overlap.
+    blocker = Blocker(events, "snapshot")
+    threading.Timer(2.0, blocker.release).start()
     parallel.run([stmt(s) for s in JOB_STATEMENTS])
     assert parallel.peak_per_table == {"events": 1, "notes": 1}
     assert parallel.peak_total == 2

@@ -12,6 +12,9 @@
 
 -- to_char() and ::date below depend on the session time zone.
 SET LOCAL TimeZone = 'UTC';
+-- The generated queries look huge to the planner; compiling them with JIT
+-- costs about a second each, more than running them at small scales.
+SET LOCAL jit = off;
 
 -- Row counts for this scale; scale 1 is about one million orders.
 CREATE TEMP TABLE seed_size ON COMMIT DROP AS
@@ -251,3 +254,7 @@ FROM (VALUES
         ARRAY['Glossy', 'Matt', 'Satin', 'Weatherproof'],
         ARRAY['Wall Putty', 'Enamel Paint', 'Primer', 'Distemper'], ARRAY['1 L', '4 L', '20 kg'])
 ) AS t(ord, category, subcategory, weight, qualifiers, nouns, units);
+
+-- Temporary tables are never auto-analyzed: without statistics the planner
+-- takes these one-row tables for hundreds of rows.
+ANALYZE seed_size, seed_words, seed_taxonomy;

@@ -58,7 +58,9 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
     Refuses (DbtuneError) when any seeded table already holds rows, unless
     ``replace`` is true, in which case they are truncated first.  Loads,
     ANALYZEs and commits in one transaction: on any error nothing is left
-    behind.
+    behind.  The tables' foreign keys are set aside during the load and added
+    back (so validated) at the end; meanwhile the transaction holds ACCESS
+    EXCLUSIVE locks on the seeded tables, so seed a database nobody else uses.
     """
     scale = _check_scale(scale)
     counts: dict[str, int] = {}
@@ -69,9 +71,9 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
             occupied = _occupied_tables(conn)
             if occupied and not replace:
                 raise DbtuneError(
-                    f"refusing to seed: {', '.join(occupied)} already hold rows; "
-                    "seeding would mix with or (with --replace) wipe that data. "
-                    "Use a fresh database, or pass --replace to truncate these tables first",
+                    f"refusing to seed: {', '.join(occupied)} already hold rows. "
+                    "The seed never overwrites data by accident: use an empty database, "
+                    "or pass --replace to truncate the seeded tables first",
                     tables=occupied)
             if occupied:
                 if out:
@@ -176,4 +178,6 @@ def _run_file(conn: psycopg.Connection, name: str) -> int:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+    return f"{line} ({detail})" if detail else line
