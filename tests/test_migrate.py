@@ -47,6 +47,11 @@ def test_reference_migrations_apply_rollback_apply(database: str) -> None:
     up = run_cli("apply", "--database-url", database)
     assert up.exit_code == 0, up.output
     assert scalar(database, "SELECT to_regclass('orders')") is not None
+    # Each table is analyzed once, after all of its new indexes (orders gets them in three revisions).
+    assert up.stdout.count("analyzed public.orders") == 1
+    assert scalar(database, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "WHERE c.relname LIKE 'ix\\_%%' AND i.indisvalid") == \
+        len(list((ROOT / "sql" / "indexes").glob("*.sql")))
     head = current(database, "dbtune_version")
     status = run_cli("status", "--database-url", database, "--format", "json")
     assert json.loads(status.stdout)["current"] == [head]
@@ -111,6 +116,20 @@ def current_or_none(dsn: str) -> str | None:
     if scalar(dsn, "SELECT to_regclass('alembic_version')") is None:
         return None
     return current(dsn)
+
+
+def test_dry_run_of_our_index_migrations(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, "--to", "0002").exit_code == 0
+    result = run_cli("apply", "--database-url", database, "--dry-run", "--maintenance-workers", "2",
+                     "--max-wait", "30")
+    assert result.exit_code == 0, result.output
+    builds = [line for line in result.stdout.splitlines() if line.startswith("CREATE INDEX CONCURRENTLY")]
+    assert len(builds) == len(list((ROOT / "sql" / "indexes").glob("*.sql")))
+    assert "outside any transaction | own autocommit connection; lock_timeout=0, watched (--max-wait 30.0); " \
+           "max_parallel_maintenance_workers=2" in result.stdout
+    assert "-- Running upgrade 0005 -> 0006" in result.stdout
+    assert current(database, "dbtune_version") == "0002"
+    assert scalar(database, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'ix\\_%%'") == 0
 
 
 def test_dry_run_of_a_rollback(database: str) -> None:
@@ -249,7 +268,8 @@ def test_plain_alembic_still_runs_our_migrations(database: str) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for command in (["apply"], ["rollback"], ["status"], ["seed"], ["sandbox", "start"]):
+    for command in (["apply"], ["rollback"], ["status"], ["seed"], ["verify"], ["sandbox"], ["sandbox", "start"],
+                    ["sandbox", "url"], ["sandbox", "stop"]):
         result = run_cli(*command, "--help")
         assert result.exit_code == 0
         assert "Example" in result.stdout, command

@@ -72,8 +72,8 @@ def events(database: str) -> Iterator[str]:
 class Blocker:
     """Another application session that holds something up, as a test's adversary."""
 
-    def __init__(self, dsn: str, how: str) -> None:
-        self.conn = psycopg.connect(dsn, application_name="blocker-app")
+    def __init__(self, dsn: str, how: str, application: str = "blocker-app") -> None:
+        self.conn = psycopg.connect(dsn, application_name=application)
         if how == "snapshot":  # an old snapshot, on another table: stalls the end of a build
             self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             self.conn.execute("SELECT count(*) FROM notes")
@@ -157,19 +157,20 @@ def test_blocker_is_named_and_max_wait_cancels_cleanly(events: str) -> None:
     assert index_state(events, "ix_events_created") is None
 
 
-def test_cli_exits_5_naming_the_blocker_and_keeps_the_revision(database: str) -> None:
+def own_at_a1_with_a_reader(database: str, application: str = "blocker-app") -> Blocker:
+    """The example project at a1, and a reader whose old snapshot will hold up a2's build."""
     assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE notes (id int)")
-    blocker = Blocker.__new__(Blocker)
-    blocker.conn = psycopg.connect(database, application_name="report-job")
-    blocker.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    blocker.conn.execute("SELECT count(*) FROM notes")
+    return Blocker(database, "snapshot", application)
+
+
+def test_cli_exits_5_naming_the_blocker_and_keeps_the_revision(database: str) -> None:
+    blocker = own_at_a1_with_a_reader(database, "report-job")
     try:
         result = run_cli("apply", "--database-url", database, *OWN, "--max-wait", "1")
     finally:
-        blocker.conn.rollback()
-        blocker.conn.close()
+        blocker.release()
     assert result.exit_code == 5, result.output
     assert "report-job" in result.stderr and "--max-wait" in result.stderr
     assert "revision a2" in result.stderr
@@ -178,12 +179,7 @@ def test_cli_exits_5_naming_the_blocker_and_keeps_the_revision(database: str) ->
 
 
 def test_two_applies_at_once(database: str) -> None:
-    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE notes (id int)")
-    blocker = psycopg.connect(database)
-    blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    blocker.execute("SELECT count(*) FROM notes")
+    blocker = own_at_a1_with_a_reader(database)
     first = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
     try:
         wait_until(lambda: scalar(database, "SELECT count(*) FROM pg_stat_activity "
@@ -193,23 +189,18 @@ def test_two_applies_at_once(database: str) -> None:
         assert second.exit_code == 4, second.output
         assert "another dbtune run holds this database's migration lock" in second.stderr
     finally:
-        blocker.rollback()
-        blocker.close()
+        blocker.release()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert scalar(database, "SELECT version_num FROM alembic_version") == "a3"
 
 
 def test_sigkill_mid_build_then_the_next_apply_finishes(database: str) -> None:
-    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a1").exit_code == 0
+    blocker = own_at_a1_with_a_reader(database)
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE notes (id int)")
         conn.execute("INSERT INTO customers (email, country) SELECT 'c' || i || '@x.test', 'NL' "
                       "FROM generate_series(1, 5000) i")
         before = conn.execute("SELECT count(*), sum(hashtext(email)) FROM customers").fetchone()
-    blocker = psycopg.connect(database)
-    blocker.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    blocker.execute("SELECT count(*) FROM notes")
     victim = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
     try:
         wait_until(lambda: scalar(database, "SELECT phase = 'waiting for old snapshots' "
@@ -218,8 +209,7 @@ def test_sigkill_mid_build_then_the_next_apply_finishes(database: str) -> None:
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)  # reaps it and closes its pipes
     finally:
-        blocker.rollback()
-        blocker.close()
+        blocker.release()
     # The orphaned build notices its client is gone and stops (or, before PostgreSQL 14, finishes).
     wait_until(lambda: not scalar(database, "SELECT count(*) FROM pg_stat_progress_create_index"),
                what="the orphaned build to end")

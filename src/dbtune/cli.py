@@ -260,7 +260,10 @@ def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: 
         raise click.exceptions.Exit(1)
 
 
-@cli.group()
+@cli.group(epilog="""\b
+Example:
+  export DBTUNE_DATABASE_URL="$(dbtune sandbox start)"; dbtune apply; dbtune sandbox stop
+""")
 def sandbox() -> None:
     """A throwaway PostgreSQL under .dbtune/ for trying dbtune by hand."""
 
@@ -281,7 +284,10 @@ def sandbox_start(kind: str, directory: Path) -> None:
     click.echo(info.url)
 
 
-@sandbox.command("url")
+@sandbox.command("url", epilog="""\b
+Example:
+  psql "$(dbtune sandbox url)"
+""")
 @sandbox_dir
 def sandbox_url(directory: Path) -> None:
     """Print the running sandbox's URL."""
@@ -290,7 +296,10 @@ def sandbox_url(directory: Path) -> None:
     click.echo(sb.url(directory))
 
 
-@sandbox.command("stop")
+@sandbox.command("stop", epilog="""\b
+Example:
+  dbtune sandbox stop --dir .dbtune/demo
+""")
 @sandbox_dir
 def sandbox_stop(directory: Path) -> None:
     """Stop the sandbox server and delete its data."""

@@ -1,0 +1,249 @@
+"""dbtune benchmarks: `make bench` (or `python -m bench --scale 1`).
+
+Every figure is a ratio against the alternative measured in the same run, on
+the same throwaway server and the same seeded data:
+
+* write stall: a writer inserts single orders throughout `dbtune apply`, and
+  throughout the same indexes built by plain CREATE INDEX (what a default
+  Alembic op.create_index does); its max and p99 latency for both;
+* overhead: `dbtune apply` wall time against the same CONCURRENTLY statements
+  run straight through psql with the same session settings;
+* maintenance workers: the writer's latency and the build time with 0 and 2
+  parallel maintenance workers;
+* query speed-ups: every shipped verify check before and after the indexes.
+
+Results go to bench/results/latest.json and are printed as tables.  Targets
+are reported as met or missed; nothing here is a test assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from tabulate import tabulate
+
+from dbtune.output import Output
+from dbtune.resources import sql_path
+from dbtune.seed import seed
+from dbtune.server import throwaway_server
+from dbtune.statements import read_index_file
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
+
+
+@dataclass
+class Writer:
+    """Inserts one order at a time, at a steady rate, timing every insert."""
+
+    dsn: str
+    rate: float = 200.0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Writer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        time.sleep(0.5)  # warmed up before the operation starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = 1.0 / self.rate
+        with psycopg.connect(self.dsn, autocommit=True, application_name="bench-writer") as conn:
+            retailers, vendors = conn.execute("SELECT max(id) FROM retailers").fetchone()[0], \
+                conn.execute("SELECT max(id) FROM vendors").fetchone()[0]
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                started = time.perf_counter()
+                try:
+                    conn.execute(
+                        "INSERT INTO orders (order_number, retailer_id, vendor_id, status, payment_status,"
+                        " total, due_amount) VALUES (%s, %s, %s, 'PENDING', 'UNPAID', 120.50, 120.50)",
+                        [f"BENCH-{os.getpid()}-{time.monotonic_ns()}", 1 + n % retailers, 1 + n % vendors])
+                except psycopg.Error as exc:
+                    self.errors.append(str(exc))
+                elapsed = time.perf_counter() - started
+                self.latencies_ms.append(elapsed * 1000)
+                time.sleep(max(0.0, interval - elapsed))
+
+    def summary(self) -> dict[str, float]:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return {"inserts": 0, "max_ms": 0.0, "p99_ms": 0.0, "median_ms": 0.0, "errors": len(self.errors)}
+        return {"inserts": len(data), "max_ms": round(data[-1], 2),
+                "p99_ms": round(data[min(len(data) - 1, int(len(data) * 0.99))], 2),
+                "median_ms": round(data[len(data) // 2], 2), "errors": len(self.errors)}
+
+
+def dbtune(*args: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dbtune.cli", *args, "--quiet"], check=True, env=env)
+    return time.perf_counter() - started
+
+
+def index_files() -> list[Path]:
+    return sorted(sql_path("indexes").glob("*.sql"))
+
+
+def psql_concurrently(bindir: Path, dsn: str, maintenance_workers: int, analyze: bool = False) -> float:
+    """The same CREATE INDEX CONCURRENTLY statements, straight through psql (and ANALYZE, as dbtune does)."""
+    statements = [read_index_file(path) for path in index_files()]
+    script = "".join(st.sql + ";\n" for st in statements)
+    if analyze:
+        tables = dict.fromkeys(st.table for st in statements if st.table)
+        script += "".join(sql.SQL("ANALYZE {};\n").format(sql.Identifier(t)).as_string() for t in tables)
+    env = {**os.environ, "PGOPTIONS": f"-c max_parallel_maintenance_workers={maintenance_workers}"}
+    started = time.perf_counter()
+    subprocess.run([str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn], input=script,
+                   text=True, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def plain_create_index(dsn: str) -> float:
+    """What a default Alembic op.create_index does: CREATE INDEX, holding a SHARE lock throughout."""
+    started = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET max_parallel_maintenance_workers = 0")
+        for path in index_files():
+            statement = read_index_file(path).sql.replace("CONCURRENTLY ", "", 1)
+            conn.execute(statement)  # type: ignore[arg-type]
+    return time.perf_counter() - started
+
+
+def run(scale: float, rate: float) -> dict[str, object]:
+    results: dict[str, object] = {"scale": scale, "writer_rate_per_s": rate}
+    with throwaway_server("embedded") as server:
+        dsn = server.dsn()
+        env = {**os.environ, "DBTUNE_DATABASE_URL": dsn}
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            results["server"] = conn.execute("SHOW server_version").fetchone()[0]
+        dbtune("apply", "--to", BEFORE_INDEXES, env=env)
+        started = time.perf_counter()
+        with psycopg.connect(dsn) as conn:
+            counts = seed(conn, scale, out=Output(quiet=True))
+        results["seed_s"] = round(time.perf_counter() - started, 1)
+        results["orders"] = counts.get("orders")
+        print(f"seeded scale {scale}: {counts.get('orders'):,} orders in {results['seed_s']}s", flush=True)
+
+        runs: dict[str, dict[str, object]] = {}
+
+        def measure(name: str, action) -> None:  # type: ignore[no-untyped-def]
+            with Writer(dsn, rate) as writer:
+                wall = action()
+            runs[name] = {"wall_s": round(wall, 2), **writer.summary()}
+            print(f"{name}: {runs[name]}", flush=True)
+            dbtune("rollback", "--to", BEFORE_INDEXES, env=env)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                # The psql and plain runs built the indexes outside any migration.
+                for path in index_files():
+                    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+                        sql.Identifier(read_index_file(path).name)))
+                conn.execute("VACUUM ANALYZE")
+
+        measure("dbtune apply", lambda: dbtune("apply", env=env))
+        measure("psql CONCURRENTLY", lambda: psql_concurrently(server.bindir, dsn, 0))
+        measure("psql CONCURRENTLY + ANALYZE", lambda: psql_concurrently(server.bindir, dsn, 0, analyze=True))
+        measure("plain CREATE INDEX", lambda: plain_create_index(dsn))
+        measure("dbtune apply --maintenance-workers 2",
+                lambda: dbtune("apply", "--maintenance-workers", "2", env=env))
+        results["write_stall"] = runs
+
+        results["verify"] = verify_speedups(dsn, env)
+    return results
+
+
+def verify_speedups(dsn: str, env: dict[str, str]) -> list[dict[str, object]]:
+    """Each shipped check's execution time before the indexes and after them."""
+    try:
+        from dbtune.settings import Target
+        from dbtune.verify import verify
+    except ImportError:
+        return []
+    target = Target.parse(dsn, "bench")
+    before = verify(target, [sql_path("indexes")], analyze=True)
+    dbtune("apply", env=env)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    after = verify(target, [sql_path("indexes")], analyze=True)
+    rows = []
+    times_after = {c.name: c for c in after.checks}
+    for check in before.checks:
+        later = times_after.get(check.name)
+        if later is None or check.ms is None or later.ms is None:
+            continue
+        rows.append({"check": check.name, "before_ms": round(check.ms, 3),
+                     "after_ms": round(later.ms, 3),
+                     "speedup": round(check.ms / max(later.ms, 0.001), 1),
+                     "uses_index": later.passed})
+    return rows
+
+
+def report(results: dict[str, object]) -> str:
+    runs = results["write_stall"]
+    assert isinstance(runs, dict)
+    lines = [f"PostgreSQL {results['server']}, scale {results['scale']} ({results['orders']:,} orders), "
+             f"writer at {results['writer_rate_per_s']:.0f} inserts/s", ""]
+    lines.append(tabulate([[name, r["wall_s"], r["inserts"], r["errors"], r["median_ms"], r["p99_ms"], r["max_ms"]]
+                           for name, r in runs.items()],
+                          headers=["build", "wall s", "inserts", "errors", "median ms", "p99 ms", "max ms"]))
+    apply_run, psql_run = runs["dbtune apply"], runs["psql CONCURRENTLY"]
+    plain = runs["plain CREATE INDEX"]
+    overhead = apply_run["wall_s"] / max(psql_run["wall_s"], 0.001)
+    like_for_like = apply_run["wall_s"] / max(runs["psql CONCURRENTLY + ANALYZE"]["wall_s"], 0.001)
+    workers = runs["dbtune apply --maintenance-workers 2"]
+    lines += ["",
+              f"writer max during dbtune apply: {apply_run['max_ms']} ms (target < 150) "
+              f"{'met' if apply_run['max_ms'] < 150 else 'MISSED'}; p99 {apply_run['p99_ms']} ms (target < 50) "
+              f"{'met' if apply_run['p99_ms'] < 50 else 'MISSED'}",
+              f"writer max during plain CREATE INDEX: {plain['max_ms']} ms "
+              f"({plain['max_ms'] / max(apply_run['max_ms'], 0.001):.0f}x dbtune's)",
+              f"dbtune apply wall time / psql: {overhead:.3f}x (target <= 1.05) "
+              f"{'met' if overhead <= 1.05 else 'MISSED'}; / psql with the same ANALYZEs: {like_for_like:.3f}x",
+              f"--maintenance-workers 2: wall {workers['wall_s']} s against {apply_run['wall_s']} s with 0; "
+              f"writer p99 {workers['p99_ms']} ms against {apply_run['p99_ms']} ms, max {workers['max_ms']} ms "
+              f"against {apply_run['max_ms']} ms"]
+    checks = results.get("verify") or []
+    if checks:
+        assert isinstance(checks, list)
+        lines += ["", tabulate([[c["check"], c["before_ms"], c["after_ms"], c["speedup"], c["uses_index"]]
+                                for c in checks], headers=["check", "before ms", "after ms", "speed-up", "uses index"])]
+        speedups = sorted(c["speedup"] for c in checks)
+        median = speedups[len(speedups) // 2]
+        slow = [c["check"] for c in checks if c["speedup"] < 10 or c["after_ms"] >= 10]
+        lines.append(f"median speed-up {median}x (target >= 100); checks below 10x or over 10 ms: "
+                     f"{', '.join(slow) or 'none'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="seed scale (1 = about 1,000,000 orders)")
+    parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
+    args = parser.parse_args()
+    results = run(args.scale, args.rate)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    print()
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
