@@ -24,7 +24,6 @@ import socket
 import string
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,36 +231,3 @@ def throwaway_server(kind: str = "embedded") -> Iterator[LocalServer]:
         with contextlib.suppress(ServerError):
             server.stop()
         server.remove()
-
-
-@contextlib.contextmanager
-def scratch_database(dsn: str) -> Iterator[str]:
-    """Create a scratch database on an existing server; drop it on exit."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"dbtune_scratch_{secrets.token_hex(4)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        params = conninfo_to_dict(dsn)
-        yield make_conninfo(**{**params, "dbname": name})
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            # FORCE (PostgreSQL 13+) ends sessions a failed test left behind.
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def wait_ready(dsn: str, timeout: float = 30) -> None:
-    import psycopg
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(dsn, connect_timeout=5):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -39,17 +40,13 @@ class Target:
             if "://" in text:
                 url = make_url(text)
             else:  # libpq keyword form: "host=... dbname=..."
-                from psycopg.conninfo import conninfo_to_dict
-
-                params = conninfo_to_dict(text)
+                params = psycopg.conninfo.conninfo_to_dict(text)
                 url = URL.create(DRIVER, username=params.pop("user", None),
                                  password=params.pop("password", None), host=params.pop("host", None),
                                  port=int(params["port"]) if params.get("port") else None,
                                  database=params.pop("dbname", None),
                                  query={k: str(v) for k, v in params.items() if k != "port"})
-        except (ArgumentError, ValueError, Exception) as exc:  # noqa: BLE001 - any parse failure
-            if isinstance(exc, ConfigError):
-                raise
+        except (ArgumentError, ValueError, psycopg.ProgrammingError):
             raise ConfigError(f"the database URL from {source} is not a PostgreSQL URL or connection string") from None
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ConfigError(f"the database URL from {source} is not a PostgreSQL URL")
