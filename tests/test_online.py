@@ -401,3 +401,41 @@ def test_a_valid_index_of_the_same_name_on_another_table_is_an_error(events: str
     eng, _, _ = engine(events)
     with pytest.raises(DbtuneError, match="already exists on public.notes"):
         eng.run([stmt("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_clash ON events (kind)")])
+
+
+def test_writer_during_dbtune_apply_of_the_reference_migrations(database: str) -> None:
+    """The application keeps inserting orders while every shipped index is built."""
+    assert run_cli("apply", "--database-url", database, "--to", "0002").exit_code == 0
+    assert run_cli("seed", "--database-url", database, "--scale", "0.02", "--quiet").exit_code == 0
+    base = scalar(database, "SELECT count(*) FROM orders")
+    stop = threading.Event()
+    inserted: list[str] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        with psycopg.connect(database, autocommit=True, application_name="shop") as conn:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                number = f"LIVE-{n}"
+                try:
+                    conn.execute("INSERT INTO orders (order_number, retailer_id, vendor_id, total) "
+                                 "VALUES (%s, 1 + %s %% 50, 1 + %s %% 5, 10)", [number, n, n])
+                    inserted.append(number)
+                except psycopg.Error as exc:
+                    errors.append(exc)
+                time.sleep(0.003)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = run_cli("apply", "--database-url", database, "--jobs", "2")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 0, result.output
+    assert errors == []
+    assert len(inserted) > 50
+    assert scalar(database, "SELECT count(*) FROM orders") == base + len(inserted)
+    assert scalar(database, "SELECT count(*) FROM orders WHERE order_number = ANY(%s)", [inserted]) == len(inserted)
+    assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True

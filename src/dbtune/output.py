@@ -9,6 +9,7 @@ redraws one line on a terminal and falls back to plain log lines elsewhere.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ class Output:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _last_line: dict[str, float] = field(default_factory=dict, repr=False)
     _bar_open: bool = field(default=False, repr=False)
+    _bars: dict[str, str] = field(default_factory=dict, repr=False)  # live builds, on a terminal
 
     @property
     def is_tty(self) -> bool:
@@ -41,6 +43,16 @@ class Output:
                 self._bar_open = False
             stream.write(text + "\n")
             stream.flush()
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """The live builds on one line, under whatever was printed last (terminal only)."""
+        if not self._bars:
+            return
+        width = shutil.get_terminal_size((120, 24)).columns - 1
+        self.stdout.write("\r\033[K" + " | ".join(self._bars.values())[:width])
+        self.stdout.flush()
+        self._bar_open = True
 
     def info(self, text: str) -> None:
         """A normal message; silenced by --quiet."""
@@ -68,16 +80,17 @@ class Output:
         if self.quiet or not self.show_progress:
             return
         if self.is_tty:
-            with self._lock:
-                self.stdout.write("\r\033[K" + text[: 200])
-                self._bar_open = True
-                if final:
-                    self.stdout.write("\n")
-                    self._bar_open = False
-                self.stdout.flush()
+            if final:
+                with self._lock:
+                    self._bars.pop(key, None)
+                self._write(self.stdout, text)
+            else:
+                with self._lock:
+                    self._bars[key] = text
+                    self._redraw()
             return
         now = time.monotonic()
-        if final or now - self._last_line.get(key, 0.0) >= self.log_interval:
+        if final or key not in self._last_line or now - self._last_line[key] >= self.log_interval:
             self._last_line[key] = now
             self._write(self.stdout, text)
 

@@ -1,0 +1,44 @@
+"""The one writer: progress on a terminal and off it, quiet mode, streams."""
+
+from __future__ import annotations
+
+import io
+
+from dbtune.output import Output
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_shows_every_live_build_on_one_redrawn_line() -> None:
+    out = Output(stdout=Terminal(), stderr=io.StringIO())
+    out.progress("a", "a: 10%")
+    out.progress("b", "b: 50%")
+    out.info("a message")
+    out.progress("a", "a: built", final=True)
+    screen = out.stdout.getvalue()
+    assert "\r\033[Ka: 10% | b: 50%" in screen
+    # A message clears the bar, prints on its own line, and the bar comes back under it.
+    assert "\r\033[Ka message\n\r\033[Ka: 10% | b: 50%" in screen
+    assert screen.endswith("\r\033[Ka: built\n\r\033[Kb: 50%")
+
+
+def test_off_a_terminal_progress_is_plain_lines_at_an_interval() -> None:
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO(), log_interval=3600)
+    out.progress("a", "a: 10%")
+    out.progress("a", "a: 20%")  # within the interval: not printed
+    out.progress("a", "a: built", final=True)
+    assert out.stdout.getvalue() == "a: 10%\na: built\n"
+    assert "\r" not in out.stdout.getvalue()
+
+
+def test_quiet_keeps_warnings_and_results() -> None:
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True)
+    out.info("chatter")
+    out.progress("a", "a: 10%")
+    out.result("the answer")
+    out.warn("careful")
+    assert out.stdout.getvalue() == "the answer\n"
+    assert out.stderr.getvalue() == "warning: careful\n"
