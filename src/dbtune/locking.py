@@ -19,7 +19,9 @@ from .errors import LockBusy
 from .output import Output
 from .settings import Target
 
-# pg_advisory_lock takes a bigint; this one spells "dbtune" in ASCII.
+# pg_advisory_lock takes a bigint; this one spells "dbtune" in ASCII.  Other
+# verbs that must not overlap with themselves (a cron-driven refresh, say) pass
+# a key of their own.
 LOCK_KEY = 0x646274756E65
 
 _HOLDER = """
@@ -32,18 +34,18 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg
 
 
 @contextlib.contextmanager
-def run_lock(target: Target, *, wait: bool = False, out: Output | None = None,
-             poll_s: float = 1.0) -> Iterator[int]:
-    """Hold the database's dbtune lock; yields the backend pid of the holding session."""
+def run_lock(target: Target, *, wait: bool = False, out: Output | None = None, poll_s: float = 1.0,
+             key: int = LOCK_KEY, what: str = "migration lock") -> Iterator[int]:
+    """Hold one of the database's dbtune locks; yields the backend pid of the holding session."""
     conn = db.connect(target, purpose="lock")
     try:
         announced = False
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
-            holder = conn.execute(_HOLDER, {"key": LOCK_KEY}).fetchone()
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+            holder = conn.execute(_HOLDER, {"key": key}).fetchone()
             who = (f"pid {holder[0]} ({holder[1] or 'dbtune'}, from {holder[3]}, since "
                    f"{holder[2]:%Y-%m-%d %H:%M:%S})" if holder else "another session")
             if not wait:
-                raise LockBusy(f"another dbtune run holds this database's migration lock: {who}. "
+                raise LockBusy(f"another dbtune run holds this database's {what}: {who}. "
                                "Try again when it finishes, or pass --wait", holder_pid=holder[0] if holder else None)
             if not announced and out is not None:
                 out.info(f"waiting for another dbtune run to finish: {who}")

@@ -635,7 +635,15 @@ def render_comparison(baseline: Baseline, report: VerifyReport, out: Output, fmt
         return
     if fmt != "table":
         raise ConfigError(f"unknown format {fmt!r}: use table or json")
-    table = [[r["check"], r["plan_before"] or "-", r["plan_after"] or "-", _fmt_cost(r["cost_before"]),
+    expected = {c.name: c.expected_index for c in report.checks}
+
+    def short(plan: str | None, check: str) -> str:
+        # The check is named for its index: "Index Scan" says it all, and keeps the table narrow.
+        index = expected.get(check)
+        return (plan.replace(f" using {index}", "") if plan and index else plan) or "-"
+
+    table = [[r["check"], short(r["plan_before"], r["check"]), short(r["plan_after"], r["check"]),
+              _fmt_cost(r["cost_before"]),
               _fmt_cost(r["cost_after"]), _fmt_ms(r["ms_before"]), _fmt_ms(r["ms_after"]),
               "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"]
              for r in rows]
