@@ -86,6 +86,19 @@ class Blocker:
         self.conn.close()
 
 
+def release_when(blocker: Blocker, dsn: str, query: str, what: str) -> threading.Thread:
+    """Release the blocker once ``query`` (on pg_stat_progress_create_index) is true, from a thread."""
+    def wait_then_release() -> None:
+        try:
+            wait_until(lambda: scalar(dsn, query), what=what)
+        finally:
+            blocker.release()
+
+    thread = threading.Thread(target=wait_then_release)
+    thread.start()
+    return thread
+
+
 def cancelled_build(dsn: str, sql: str) -> None:
     """Start a concurrent build, stall it behind a writer, then cancel it: an INVALID leftover."""
     blocker = Blocker(dsn, "write")
@@ -304,8 +317,10 @@ def test_jobs_build_tables_in_parallel_never_one_table_twice(events: str, pg_ser
     parallel = RecordingEngine(Target.parse(events, "test"), OnlineOptions(jobs=3, out=out))
     # Hold the first builds at their last phase for a while, so that they surely overlap.
     blocker = Blocker(events, "snapshot")
-    threading.Timer(2.0, blocker.release).start()
+    releaser = release_when(blocker, events, "SELECT count(*) = 2 FROM pg_stat_progress_create_index",
+                            "a build on each table")
     parallel.run([stmt(s) for s in JOB_STATEMENTS])
+    releaser.join()
     assert parallel.peak_per_table == {"events": 1, "notes": 1}
     assert parallel.peak_total == 2
 
@@ -324,9 +339,13 @@ def test_jobs_build_tables_in_parallel_never_one_table_twice(events: str, pg_ser
 
 def test_progress_lines_show_phase_and_waits(events: str) -> None:
     blocker = Blocker(events, "snapshot")
-    threading.Timer(1.5, blocker.release).start()
+    # Released once the monitor has had time to see the wait (a few polls of 0.2 s).
+    releaser = release_when(blocker, events, "SELECT bool_or(phase = 'waiting for old snapshots') AND "
+                            "bool_or(now() - query_start > interval '1 second') FROM pg_stat_progress_create_index "
+                            "JOIN pg_stat_activity USING (pid)", "the build to wait")
     eng, stdout, stderr = engine(events)
     eng.run([stmt("CREATE INDEX CONCURRENTLY ix_events_payload ON events (payload)")])
+    releaser.join()
     lines = stdout.getvalue()
     assert "ix_events_payload: waiting for old snapshots" in lines
     assert "elapsed" in lines
@@ -439,3 +458,57 @@ def test_writer_during_dbtune_apply_of_the_reference_migrations(database: str) -
     assert scalar(database, "SELECT count(*) FROM orders") == base + len(inserted)
     assert scalar(database, "SELECT count(*) FROM orders WHERE order_number = ANY(%s)", [inserted]) == len(inserted)
     assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True
+
+
+def test_a_terminated_build_is_a_clean_error_and_the_next_apply_repairs(database: str) -> None:
+    blocker = own_at_a1_with_a_reader(database)
+    victim = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
+    try:
+        pid = wait_until(lambda: scalar(database, "SELECT pid FROM pg_stat_progress_create_index"),
+                         what="the build to start")
+        scalar(database, "SELECT pg_terminate_backend(%s)", [pid])  # what a DBA might do
+        out, err = victim.communicate(timeout=60)
+    finally:
+        blocker.release()
+    assert victim.returncode == 1, err
+    assert "Traceback" not in err
+    [error] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "revision a2 failed: ix_customers_country" in error
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
+    again = run_cli("apply", "--database-url", database, *OWN)
+    assert again.exit_code == 0, again.output
+    assert index_state(database, "ix_customers_country") == (True, True)
+
+
+def test_a_cancelled_drop_is_reported_as_invalid_and_a_second_rollback_finishes(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a2").exit_code == 0
+    reader = psycopg.connect(database, application_name="reporting")
+    reader.execute("SELECT count(*) FROM customers")  # holds ACCESS SHARE until it ends
+    try:
+        result = run_cli("rollback", "--database-url", database, *OWN, "--max-wait", "1")
+        assert result.exit_code == 5, result.output
+        assert "reporting" in result.stderr
+        assert "is now INVALID" in result.stderr and "run the rollback again" in result.stderr
+        status = run_cli("status", "--database-url", database, *OWN)
+        assert "INVALID index public.ix_customers_country" in status.stderr
+    finally:
+        reader.rollback()
+        reader.close()
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a2"
+    finished = run_cli("rollback", "--database-url", database, *OWN)
+    assert finished.exit_code == 0, finished.output
+    assert index_state(database, "ix_customers_country") is None
+
+
+def test_long_index_names_reindex_leftovers_are_found(events: str) -> None:
+    name = "ix_events_account_kind_created_at_payload_for_reporting_only"  # 60 characters
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX {name} ON events (account, kind)")
+    cancelled_build(events, f"REINDEX INDEX CONCURRENTLY {name}")
+    leftover = scalar(events, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                              "WHERE NOT i.indisvalid")
+    assert isinstance(leftover, str) and leftover.endswith("_ccnew") and not leftover.startswith(name)
+    eng, _, _ = engine(events)
+    [result] = eng.run([stmt(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON events (account, kind)")])
+    assert result.repaired == [leftover]
+    assert index_state(events, leftover) is None

@@ -183,6 +183,9 @@ def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
     ], headers=())
     for rev, message in result.pending:
         out.result(f"  pending {rev}: {message}")
+    for index in result.invalid_indexes:
+        out.warn(f"INVALID index {index}: queries do not use it; if a dbtune build left it, "
+                 "the next dbtune apply repairs it")
 
 
 @cli.command(epilog="""\b

@@ -23,11 +23,18 @@ def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **opt
     kwargs["application_name"] = f"{APPLICATION} {purpose}".strip()
     kwargs.update(options)
     try:
-        return psycopg.connect(autocommit=autocommit, **kwargs)
+        conn = psycopg.connect(autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         # libpq reports login failures without an SQLSTATE, so the text is all there
         # is; it never contains the password, but scrub it anyway.
         raise ConnectionFailed(f"cannot connect to {target.masked}: {describe(exc, target)}") from None
+    if conn.info.server_version >= 140000:
+        # Our lock session and our connections between builds sit idle on purpose;
+        # a server-wide idle_session_timeout (PostgreSQL 14+) must not end them.
+        conn.execute("SET idle_session_timeout = 0")
+        if not autocommit:
+            conn.commit()
+    return conn
 
 
 def describe(exc: BaseException, target: Target | None = None) -> str:

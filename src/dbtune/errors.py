@@ -33,6 +33,11 @@ class DbtuneError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def add_note(self, note: str) -> None:  # type: ignore[override]
+        """Extend the one-line message (BaseException.add_note would print on a new line)."""
+        self.message = f"{self.message}; {note}"
+        self.args = (self.message,)
+
 
 class ConfigError(DbtuneError):
     """Bad usage or configuration: a path, an option, a revision name."""

@@ -28,6 +28,7 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
@@ -39,7 +40,8 @@ from .online import Engine, OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
-from .statements import lock_for, must_run_outside_transaction, parse_index_statement, split_sql
+from .statements import (lock_for, must_run_outside_transaction, parse_index_statement, split_sql,
+                         strip_comments)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Status:
     current: list[str]
     heads: list[str]
     pending: list[tuple[str, str]]  # (revision, message), oldest first
+    invalid_indexes: list[str] = field(default_factory=list)  # left by failed concurrent builds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class Status:
             "migrations": self.migrations, "migrations_source": self.migrations_source,
             "server_version": self.server_version, "current": self.current, "heads": self.heads,
             "pending": [{"revision": r, "message": m} for r, m in self.pending],
+            "invalid_indexes": self.invalid_indexes,
         }
 
 
@@ -84,16 +88,21 @@ class Outcome:
 # -- configuration ------------------------------------------------------------
 
 def alembic_config(target: Target, migrations: Migrations, options: RunOptions | None = None,
-                   stdout: io.StringIO | None = None) -> Config:
+                   stdout: io.StringIO | None = None, server_version: int = 0) -> Config:
     options = options or RunOptions()
     config = Config(file_=str(migrations.ini) if migrations.ini else None,
                     stdout=stdout or io.StringIO(), output_buffer=stdout)
     config.set_main_option("script_location", str(migrations.script_location))
+    # Every transactional statement waits at most this long for a lock; on timeout
+    # the step rolls back and we retry after a pause (see apply).  The connection
+    # idles while builds run on others: no idle_session_timeout (PostgreSQL 14+).
+    settings = [f"-c lock_timeout={int(options.lock_timeout_s * 1000)}"]
+    if server_version >= 140000:
+        settings.append("-c idle_session_timeout=0")
+    user_options = target.url.query.get("options")  # e.g. a search_path: keep it
     url = target.url.update_query_dict({
         "application_name": "dbtune migrate",
-        # Every transactional statement waits at most this long for a lock; on
-        # timeout the step rolls back and we retry after a pause (see apply).
-        "options": f"-c lock_timeout={int(options.lock_timeout_s * 1000)}",
+        "options": " ".join([*([str(user_options)] if user_options else []), *settings]),
     })
     # ConfigParser interpolation: a literal % in a password must be doubled.
     config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
@@ -124,16 +133,28 @@ def _current(config: Config, script: ScriptDirectory, target: Target) -> list[st
 
 # -- verbs ----------------------------------------------------------------------
 
+_INVALID_INDEXES = """
+SELECT format('%I.%I on %I.%I', n.nspname, c.relname, tn.nspname, t.relname)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE NOT i.indisvalid
+ORDER BY 1
+"""
+
 def status(target: Target, migrations: Migrations) -> Status:
     with db.connect(target, purpose="status") as conn:
         version = db.server_version(conn)
+        invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
     config = alembic_config(target, migrations)
     script = _script(config, migrations)
     current = _current(config, script, target)
     return Status(target=target.masked, target_source=target.source,
                   migrations=str(migrations.script_location), migrations_source=migrations.source,
                   server_version=version, current=current, heads=sorted(script.get_heads()),
-                  pending=_pending(script, current))
+                  pending=_pending(script, current), invalid_indexes=invalid)
 
 
 def _pending(script: ScriptDirectory, current: list[str]) -> list[tuple[str, str]]:
@@ -166,9 +187,10 @@ def rollback(target: Target, migrations: Migrations, *, steps: int | None = None
 
 def _move(target: Target, migrations: Migrations, direction: str, to: str | None, *, steps: int = 1,
           dry_run: bool, options: RunOptions, out: Output) -> Outcome:
-    with db.connect(target, purpose="preflight"):
-        pass  # a clear error for an unreachable server or a wrong password, before Alembic
-    config = alembic_config(target, migrations, options)
+    with db.connect(target, purpose="preflight") as conn:
+        # A clear error for an unreachable server or a wrong password, before Alembic.
+        version = conn.info.server_version
+    config = alembic_config(target, migrations, options, server_version=version)
     script = _script(config, migrations)
     before = _current(config, script, target)
     if direction == "downgrade" and not before and to is None:
@@ -206,7 +228,8 @@ def _run_with_retries(target: Target, config: Config, script: ScriptDirectory, d
     attempt = 0
     while True:
         try:
-            with _errors(target, config, script, out), _intercept_concurrent(target, options.online, own):
+            with _errors(target, config, script, out) as tracker, \
+                    _intercept_concurrent(target, options.online, own, tracker, options.lock_timeout_s):
                 getattr(command, direction)(config, destination)
             break
         except MigrationFailed as exc:
@@ -286,7 +309,7 @@ class _RevisionTracker(logging.Handler):
 
 @contextlib.contextmanager
 def _errors(target: Target, config: Config, script: ScriptDirectory | None,
-            out: Output | None = None) -> Iterator[None]:
+            out: Output | None = None) -> Iterator[_RevisionTracker]:
     """Turn what Alembic, SQLAlchemy and psycopg raise into DbtuneErrors naming the revision."""
     logger = logging.getLogger("alembic.runtime.migration")
     tracker = _RevisionTracker(out)
@@ -295,7 +318,7 @@ def _errors(target: Target, config: Config, script: ScriptDirectory | None,
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        yield
+        yield tracker
     except CommandError as exc:
         raise ConfigError(target.scrub(str(exc))) from None
     except DBAPIError as exc:
@@ -309,6 +332,17 @@ def _errors(target: Target, config: Config, script: ScriptDirectory | None,
                       exc.statement, getattr(orig, "sqlstate", None)) from None
     except MigrationFailed as exc:
         raise _failed(target, config, script, tracker.running, exc.message, exc.statement, exc.sqlstate) from None
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate is not None:
+            raise _failed(target, config, script, tracker.running, db.describe(exc, target), None,
+                          exc.sqlstate) from None
+        raise MigrationFailed(f"lost the connection to {target.masked}"
+                              + (f" while running {tracker.running}" if tracker.running else "")
+                              + f": {db.describe(exc, target)}", revision=None,
+                              failed_revision=tracker.running) from None
+    except psycopg.Error as exc:
+        raise _failed(target, config, script, tracker.running, db.describe(exc, target), None,
+                      exc.sqlstate) from None
     except DbtuneError as exc:
         if tracker.running and not exc.message.startswith("revision "):
             exc.message = f"revision {tracker.running}: {exc.message}"
@@ -339,7 +373,8 @@ def _failed(target: Target, config: Config, script: ScriptDirectory | None, runn
 # -- a user's own concurrent index statements ------------------------------------
 
 @contextlib.contextmanager
-def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int]) -> Iterator[None]:
+def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int],
+                          tracker: _RevisionTracker, lock_timeout_s: float) -> Iterator[None]:
     """Route a plain Alembic migration's CREATE/DROP/REINDEX ... CONCURRENTLY through the engine.
 
     ``op.create_index(..., postgresql_concurrently=True)`` inside
@@ -349,20 +384,50 @@ def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int])
     connection and Alembic's cursor runs a no-op in its place.  Outside an
     autocommit block the statement is left alone, and PostgreSQL refuses it.
     """
+    committed: dict[str | None, int] = {}  # statements each revision ran in its transaction
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-        st = parse_index_statement(statement)
-        if st is None or not st.concurrently or not getattr(conn.connection.dbapi_connection, "autocommit", False):
+        raw = conn.connection.dbapi_connection
+        if not getattr(raw, "autocommit", False):
+            committed[tracker.running] = committed.get(tracker.running, 0) + 1
             return statement, parameters
-        pid = conn.connection.dbapi_connection.info.backend_pid
-        Engine(target, options, own_pids=own | {pid}).run([st])
+        if not must_run_outside_transaction(statement):
+            return statement, parameters
+        # SQLAlchemy doubled every % for psycopg's placeholders: render the statement the
+        # server would have received.
+        final = psycopg.ClientCursor(raw).mogrify(statement, parameters) if parameters is not None else statement
+        st = parse_index_statement(final)
+        if st is None or not st.concurrently:
+            if re.match(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(IF\s+NOT\s+EXISTS\s+)?ON\b",
+                        strip_comments(final), re.IGNORECASE):
+                raise ConfigError("dbtune builds concurrent indexes by name, so that a failed build can be "
+                                  f"found and repaired: give this index a name [statement: {final}]")
+            # REINDEX TABLE/SCHEMA ... CONCURRENTLY, DETACH PARTITION ... CONCURRENTLY: they wait
+            # for other transactions like a build does, so no lock_timeout for them.
+            cursor.execute("SET lock_timeout = 0")
+            return statement, parameters
+        pid = raw.info.backend_pid
+        try:
+            Engine(target, options, own_pids=own | {pid}).run([st])
+        except DbtuneError as exc:
+            if committed.get(tracker.running):
+                exc.add_note(f"revision {tracker.running} had run {committed[tracker.running]} statement(s) "
+                             "before its autocommit_block(), which committed them: it is partly applied")
+            raise
         return "SELECT 1", ()
 
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement is not None and must_run_outside_transaction(statement):
+            cursor.execute(sql.SQL("SET lock_timeout = {}").format(
+                sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
+
     event.listen(SAEngine, "before_cursor_execute", before, retval=True)
+    event.listen(SAEngine, "after_cursor_execute", after)
     try:
         yield
     finally:
         event.remove(SAEngine, "before_cursor_execute", before)
+        event.remove(SAEngine, "after_cursor_execute", after)
 
 
 # -- dry run ------------------------------------------------------------------------

@@ -92,12 +92,11 @@ _INVALID_ON_TABLE = """
 SELECT c.relname
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND NOT i.indisvalid
+WHERE i.indrelid = to_regclass(%s) AND NOT i.indisvalid
 """
 
 _WATCH = """
-SELECT a.pid, pg_blocking_pids(a.pid), p.phase, p.blocks_total, p.blocks_done,
+SELECT a.pid, a.query_start, pg_blocking_pids(a.pid), p.phase, p.blocks_total, p.blocks_done,
        p.tuples_total, p.tuples_done, p.current_locker_pid
 FROM pg_stat_activity a
 LEFT JOIN pg_stat_progress_create_index p ON p.pid = a.pid
@@ -191,11 +190,14 @@ class Monitor:
                     self._conn.close()
                     self._conn = db.connect(self.target, purpose="monitor")
                 except DbtuneError:
+                    self.options.out.warn("progress monitor stopped: no more progress or blocker reports, "
+                                          "and --max-wait is no longer enforced for the builds running now")
                     return
 
     def _poll(self, pids: list[int]) -> None:
         now = time.monotonic()
-        for pid, blocking, phase, btotal, bdone, ttotal, tdone, locker in self._conn.execute(_WATCH, [pids]):
+        rows = self._conn.execute(_WATCH, [pids]).fetchall()
+        for pid, query_start, blocking, phase, btotal, bdone, ttotal, tdone, locker in rows:
             with self._lock:
                 watch = self._watches.get(pid)
             if watch is None:
@@ -218,10 +220,18 @@ class Monitor:
             waited = now - watch.waiting_since
             max_wait = self.options.max_wait
             if max_wait is not None and waited >= max_wait and watch.cancelled_for is None:
-                watch.cancelled_for = _blockers(self._conn, list(key))
-                watch.waited_s = waited
-                # Cancel our own statement only; the application's sessions are never touched.
-                self._conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+                blockers = _blockers(self._conn, list(key))
+                with self._lock:
+                    if self._watches.get(pid) is not watch:
+                        continue  # the statement finished meanwhile
+                    watch.cancelled_for, watch.waited_s = blockers, waited
+                # Cancel our own statement only, and only while it is the statement we
+                # watched: the same backend may have moved on to the next build.
+                cancelled = self._conn.execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid = %s AND state = 'active' AND query_start = %s", [pid, query_start]).fetchone()
+                if not cancelled:
+                    watch.cancelled_for = None
 
     def _report_progress(self, watch: _Watch, phase: str | None, btotal: int | None, bdone: int | None,
                          ttotal: int | None, tdone: int | None, now: float) -> None:
@@ -277,6 +287,7 @@ class Engine:
                   monitor: Monitor) -> list[BuildResult]:
         pending = list(statements)
         busy: set[tuple[str, str]] = set()
+        live: set[int] = set()  # backends of the builds running now
         results: dict[IndexStatement, BuildResult] = {}
         errors: list[BaseException] = []
         cond = threading.Condition()
@@ -303,14 +314,23 @@ class Engine:
                     try:
                         if conn is None or conn.closed:
                             conn = self._connect_build()
+                        with cond:
+                            live.add(conn.info.backend_pid)
                         result = self._run_one(pick, monitor, conn)
                         with cond:
                             results[pick] = result
+                    except psycopg.Error as exc:  # a catalog lookup or the connection itself failed
+                        with cond:
+                            errors.append(MigrationFailed(
+                                f"{pick.label}: {db.describe(exc, self.target)}", revision=None,
+                                failed_revision=None, statement=pick.sql, sqlstate=exc.sqlstate))
                     except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others stop
                         with cond:
                             errors.append(exc)
                     finally:
                         with cond:
+                            if conn is not None and not conn.closed:
+                                live.discard(conn.info.backend_pid)
                             busy.discard(key(pick))
                             cond.notify_all()
             finally:
@@ -321,11 +341,22 @@ class Engine:
         if jobs == 1:
             worker()
         else:
-            threads = [threading.Thread(target=worker, name=f"dbtune-build-{i}") for i in range(jobs)]
+            threads = [threading.Thread(target=worker, name=f"dbtune-build-{i}", daemon=True)
+                       for i in range(jobs)]
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            try:
+                for thread in threads:
+                    thread.join()
+            except BaseException as exc:  # Ctrl-C: stop taking work, cancel the running builds
+                with cond:
+                    errors.append(exc)
+                    running = list(live)
+                for pid in running:
+                    _cancel(self.target, pid)
+                for thread in threads:
+                    thread.join(timeout=60)
+                raise
         if errors:
             raise errors[0]
         # ANALYZE once the builds are done: it holds a snapshot, which a concurrent
@@ -342,16 +373,23 @@ class Engine:
     def _connect_build(self) -> psycopg.Connection:
         """A build connection: no timeouts (the monitor bounds waits), our worker count."""
         conn = db.connect(self.target, purpose="build")
-        self.own_pids.add(conn.info.backend_pid)
-        settings = [sql.SQL("SET lock_timeout = 0"), sql.SQL("SET statement_timeout = 0"),
-                    sql.SQL("SET max_parallel_maintenance_workers = {}").format(
-                        sql.Literal(self.options.maintenance_workers))]
-        if conn.info.server_version >= 140000:
-            # If dbtune dies mid-build, the server notices the closed connection
-            # within a second and aborts the build, instead of finishing an index
-            # nobody will confirm; the next apply then repairs the INVALID leftover.
-            settings.append(sql.SQL("SET client_connection_check_interval = '1s'"))
-        conn.execute(sql.SQL("; ").join(settings))
+        try:
+            self.own_pids.add(conn.info.backend_pid)
+            conn.execute(sql.SQL("SET lock_timeout = 0; SET statement_timeout = 0; "
+                                 "SET max_parallel_maintenance_workers = {}").format(
+                sql.Literal(self.options.maintenance_workers)))
+            if conn.info.server_version >= 140000:
+                # If dbtune dies mid-build, the server notices the closed connection
+                # within a second and aborts the build, instead of finishing an index
+                # nobody will confirm; the next apply then repairs the INVALID leftover.
+                # Platforms that cannot detect a closed socket refuse the setting.
+                try:
+                    conn.execute("SET client_connection_check_interval = '1s'")
+                except psycopg.errors.InvalidParameterValue:
+                    pass
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _run_one(self, st: IndexStatement, monitor: Monitor, conn: psycopg.Connection) -> BuildResult:
@@ -378,21 +416,21 @@ class Engine:
         table = self._table_of(conn, st)
         if table is None:
             raise DbtuneError(f"{st.label}: table {st.table} does not exist", statement=st.sql)
-        schema = table[0]
         self._refuse_partitioned(conn, st, table)
-        repaired = self._drop_leftovers(conn, schema, st.name, monitor, st)
-        existing = index_info(conn, schema, st.name)
+        repaired = self._drop_leftovers(conn, table, st.name, monitor, st, include_self=True)
+        existing = index_info(conn, table[0], st.name)
         if existing is not None and existing.valid:
             if (existing.table_schema, existing.table) != table:
                 raise DbtuneError(f"{st.label}: an index of that name already exists on "
                                   f"{existing.table_schema}.{existing.table}", statement=st.sql)
             return BuildResult(st, "present", repaired=repaired)
-        self._execute(conn, st, monitor, schema)
-        after = index_info(conn, schema, st.name)
+        if not self._execute(conn, st, monitor, table):
+            return BuildResult(st, "built", repaired=repaired)
+        after = index_info(conn, table[0], st.name)
         if after is None or not after.valid:
-            self._drop_quietly(conn, schema, st.name, monitor, st)
-            raise MigrationFailed(f"{st.label}: the build finished but the index is not valid; it was dropped",
-                                  revision=None, failed_revision=None, statement=st.sql)
+            left = self._cleanup_after_failure(conn, st, table, monitor)
+            raise MigrationFailed(f"{st.label}: the build finished but the index is not valid"
+                                  + _left_behind(left), revision=None, failed_revision=None, statement=st.sql)
         return BuildResult(st, "built", repaired=repaired)
 
     def _drop(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor) -> BuildResult:
@@ -402,52 +440,96 @@ class Engine:
         if existing.backs_constraint:
             raise DbtuneError(f"refusing to drop {st.label}: it backs constraint {existing.backs_constraint} "
                               f"on {existing.table_schema}.{existing.table}", statement=st.sql)
-        self._execute(conn, st, monitor, existing.schema)
+        self._execute(conn, st, monitor, (existing.table_schema, existing.table))
         return BuildResult(st, "dropped")
 
     def _reindex(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor) -> BuildResult:
         existing = index_info(conn, st.schema, st.name)
         if existing is None:
             raise DbtuneError(f"{st.label}: no such index to rebuild", statement=st.sql)
-        repaired = self._drop_leftovers(conn, existing.schema, st.name, monitor, st, only_cc=True)
-        self._execute(conn, st, monitor, existing.schema)
+        table = (existing.table_schema, existing.table)
+        repaired = self._drop_leftovers(conn, table, st.name, monitor, st, include_self=False)
+        self._execute(conn, st, monitor, table)
         return BuildResult(st, "reindexed", repaired=repaired)
 
-    def _execute(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor, schema: str) -> None:
+    def _execute(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor,
+                 table: tuple[str, str]) -> bool:
+        """Run the statement under the monitor; False when a late cancel found it already done."""
         pid = conn.info.backend_pid
         monitor.watch(pid, st)
         try:
             conn.execute(st.sql)  # type: ignore[arg-type] - the migration's own SQL
+            return True
         except psycopg.errors.QueryCanceled:
             watch = monitor.unwatch(pid)
+            if st.verb == "create" and (info := self._index_or_none(conn, table[0], st.name)) and info.valid:
+                return False  # the cancel arrived after the index was marked valid: it is built
+            left = self._after_failure(conn, st, table, monitor)
             if watch is None or watch.cancelled_for is None:
-                self._cleanup_after_failure(conn, st, schema, monitor)
-                raise MigrationFailed(f"{st.label}: the statement was cancelled by another session",
-                                      revision=None, failed_revision=None, statement=st.sql,
+                raise MigrationFailed(f"{st.label}: the statement was cancelled by another session"
+                                      + left, revision=None, failed_revision=None, statement=st.sql,
                                       sqlstate="57014") from None
-            left = self._cleanup_after_failure(conn, st, schema, monitor)
             names = "; ".join(b.describe() for b in watch.cancelled_for) or "another session"
-            tail = ("" if not left else
-                    f"; the INVALID index {', '.join(left)} could not be dropped while the blocker holds its "
-                    "lock and will be removed by the next dbtune apply")
             raise BuildBlocked(
-                f"{st.label}: gave up after waiting {watch.waited_s:.0f}s (--max-wait) for {names}{tail}",
+                f"{st.label}: gave up after waiting {watch.waited_s:.0f}s (--max-wait) for {names}{left}",
                 index=st.label, blockers=watch.cancelled_for, waited_s=watch.waited_s) from None
         except psycopg.Error as exc:
-            self._cleanup_after_failure(conn, st, schema, monitor)
-            raise MigrationFailed(f"{st.label}: {db.describe(exc, self.target)}", revision=None,
+            left = self._after_failure(conn, st, table, monitor)
+            raise MigrationFailed(f"{st.label}: {db.describe(exc, self.target)}{left}", revision=None,
                                   failed_revision=None, statement=st.sql, sqlstate=exc.sqlstate) from None
         finally:
             monitor.unwatch(pid)
 
+    def _index_or_none(self, conn: psycopg.Connection, schema: str | None, name: str) -> IndexInfo | None:
+        try:
+            return index_info(conn, schema, name)
+        except psycopg.Error:
+            return None
+
+    def _after_failure(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
+                       monitor: Monitor) -> str:
+        """Clean up after a failed statement; the words to add to its error message."""
+        if conn.closed or conn.broken:
+            # The build's session is gone (terminated, or the network): clean up from a new one.
+            try:
+                conn = self._connect_build()
+            except DbtuneError:
+                return "; an INVALID index may be left behind: the next dbtune apply repairs it"
+        try:
+            if st.verb == "drop":
+                info = index_info(conn, st.schema, st.name)
+                if info is not None and not info.valid:
+                    return (f"; {st.label} is now INVALID (queries no longer use it, writes still maintain it):"
+                            " run the rollback again to finish dropping it")
+                return ""
+            return _left_behind(self._cleanup_after_failure(conn, st, table, monitor))
+        except psycopg.Error as exc:
+            return f"; cleaning up failed too ({db.describe(exc, self.target)}): the next dbtune apply repairs it"
+
     # -- repairs ------------------------------------------------------------
 
-    def _drop_leftovers(self, conn: psycopg.Connection, schema: str, name: str, monitor: Monitor,
-                        st: IndexStatement, *, only_cc: bool = False) -> list[str]:
+    def _leftovers(self, conn: psycopg.Connection, table: tuple[str, str], name: str,
+                   include_self: bool) -> list[str]:
+        """INVALID indexes on ``table`` left by failed builds of ``name``.
+
+        A failed REINDEX CONCURRENTLY leaves ``<name>_ccnew`` or ``_ccold`` (with a
+        number when taken); PostgreSQL shortens ``<name>`` so the whole fits in 63 bytes.
+        """
+        found = []
+        for (candidate,) in conn.execute(_INVALID_ON_TABLE, [_ident(*table).as_string(conn)]):
+            if include_self and candidate == name:
+                found.append(candidate)
+                continue
+            m = re.match(r"^(.*)_cc(new|old)\d*$", candidate)
+            if m and (m.group(1) == name or (name.startswith(m.group(1)) and len(candidate.encode()) >= 62)):
+                found.append(candidate)
+        return found
+
+    def _drop_leftovers(self, conn: psycopg.Connection, table: tuple[str, str], name: str, monitor: Monitor,
+                        st: IndexStatement, *, include_self: bool) -> list[str]:
         """Drop INVALID indexes named ``name`` (or its REINDEX CONCURRENTLY leftovers)."""
-        pattern = re.compile(rf"^{re.escape(name)}_cc(new|old)\d*$" if only_cc else
-                             rf"^{re.escape(name)}(_cc(new|old)\d*)?$")
-        invalid = [r[0] for r in conn.execute(_INVALID_ON_TABLE, [schema]) if pattern.match(r[0])]
+        schema = table[0]
+        invalid = self._leftovers(conn, table, name, include_self)
         for leftover in invalid:
             self.out.warn(f"{schema}.{leftover} is INVALID (left by a failed build); dropping it concurrently")
             drop = IndexStatement(sql=sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
@@ -468,21 +550,13 @@ class Engine:
                 monitor.unwatch(conn.info.backend_pid)
         return invalid
 
-    def _cleanup_after_failure(self, conn: psycopg.Connection, st: IndexStatement, schema: str,
+    def _cleanup_after_failure(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
                                monitor: Monitor) -> list[str]:
         """After a failed build, drop what it left; return what could not be dropped."""
-        if st.verb == "drop":
-            return []
-        names = [st.name] if st.verb == "create" else []
-        pattern = re.compile(rf"^{re.escape(st.name)}_cc(new|old)\d*$")
-        names += [r[0] for r in conn.execute(_INVALID_ON_TABLE, [schema]) if pattern.match(r[0])]
         left = []
-        for name in names:
-            info = index_info(conn, schema, name)
-            if info is None or info.valid:
-                continue
-            if not self._drop_quietly(conn, schema, name, monitor, st):
-                left.append(f"{schema}.{name}")
+        for name in self._leftovers(conn, table, st.name, include_self=st.verb == "create"):
+            if not self._drop_quietly(conn, table[0], name, monitor, st):
+                left.append(f"{table[0]}.{name}")
         return left
 
     def _drop_quietly(self, conn: psycopg.Connection, schema: str, name: str, monitor: Monitor,
@@ -540,26 +614,39 @@ class Engine:
                 "CONCURRENTLY, then ALTER INDEX ... ATTACH PARTITION each one", statement=st.sql)
 
 
+def _left_behind(left: list[str]) -> str:
+    if not left:
+        return ""
+    return (f"; the INVALID index {', '.join(left)} could not be dropped now (another session holds the table) "
+            "and will be removed by the next dbtune apply")
+
 
 def analyze_tables(target: Target, tables: list[tuple[str, str]], options: OnlineOptions) -> None:
     """ANALYZE each table once, so the planner prices the new indexes right away.
 
-    Bounded by lock_timeout: ANALYZE's SHARE UPDATE EXCLUSIVE lock only conflicts
-    with DDL and VACUUM, and if one holds the table we leave it to autovacuum
-    rather than queue in front of the application.
+    Best effort: the indexes are built whatever happens here.  Bounded by
+    lock_timeout (ANALYZE's SHARE UPDATE EXCLUSIVE lock only conflicts with DDL
+    and VACUUM; if one holds the table we leave it to autovacuum rather than
+    queue in front of the application), and free of any statement_timeout the
+    role or database sets.
     """
     unique = list(dict.fromkeys(tables))
     if not unique:
         return
-    with db.connect(target, purpose="analyze") as conn:
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(
-            sql.Literal(f"{int(options.lock_timeout_s * 1000)}ms")))
-        for schema, table in unique:
-            try:
-                conn.execute(sql.SQL("ANALYZE {}").format(_ident(schema, table)))
-                options.out.info(f"analyzed {schema}.{table}")
-            except psycopg.errors.LockNotAvailable:
-                options.out.warn(f"ANALYZE {schema}.{table} skipped: the table is locked (autovacuum will do it)")
+    try:
+        with db.connect(target, purpose="analyze") as conn:
+            conn.execute(sql.SQL("SET statement_timeout = 0; SET lock_timeout = {}").format(
+                sql.Literal(f"{int(options.lock_timeout_s * 1000)}ms")))
+            for schema, table in unique:
+                try:
+                    conn.execute(sql.SQL("ANALYZE {}").format(_ident(schema, table)))
+                    options.out.info(f"analyzed {schema}.{table}")
+                except psycopg.errors.LockNotAvailable:
+                    options.out.warn(f"ANALYZE {schema}.{table} skipped: the table is locked "
+                                     "(autovacuum will do it)")
+    except (DbtuneError, psycopg.Error) as exc:
+        options.out.warn(f"ANALYZE of the new indexes' tables did not finish ({exc}); "
+                         "run ANALYZE on them, or let autovacuum do it")
 
 
 def _cancel(target: Target, pid: int) -> None:

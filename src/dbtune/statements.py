@@ -15,7 +15,8 @@ from pathlib import Path
 
 import sqlparse
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+# PostgreSQL's unquoted identifiers: a letter (any alphabet) or _, then letters, digits, _ or $.
+_IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
 _QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
 
 _CREATE_INDEX = re.compile(
@@ -26,7 +27,15 @@ _DROP_INDEX = re.compile(
     rf"^\s*DROP\s+INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?(?P<ie>IF\s+EXISTS\s+)?(?P<name>{_QUALIFIED})"
     r"\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _REINDEX = re.compile(
-    rf"^\s*REINDEX\s+(?:\([^)]*\)\s*)?(?P<kind>INDEX|TABLE)\s+(?P<concurrently>CONCURRENTLY\s+)?(?P<name>{_QUALIFIED})",
+    rf"^\s*REINDEX\s+(?:\((?P<options>[^)]*)\)\s*)?(?P<kind>INDEX|TABLE)\s+(?P<concurrently>CONCURRENTLY\s+)?"
+    rf"(?P<name>{_QUALIFIED})", re.IGNORECASE | re.DOTALL)
+# Statements PostgreSQL refuses inside a transaction block.
+_OUTSIDE_TRANSACTION = re.compile(
+    r"^(CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b"
+    r"|DROP\s+INDEX\s+CONCURRENTLY\b"
+    r"|REINDEX\s+(\([^)]*\bCONCURRENTLY\b[^)]*\)|\w+\s+CONCURRENTLY\b)"
+    r"|ALTER\s+TABLE\b.*\bDETACH\s+PARTITION\b.*\bCONCURRENTLY\s*$"
+    r"|VACUUM\b|CREATE\s+DATABASE\b|DROP\s+DATABASE\b|ALTER\s+SYSTEM\b)",
     re.IGNORECASE | re.DOTALL)
 
 
@@ -94,8 +103,10 @@ def parse_index_statement(sql: str, source: str = "") -> IndexStatement | None:
                               table_schema=None, concurrently=bool(m.group("concurrently")), source=source)
     if (m := _REINDEX.match(body)) and m.group("kind").upper() == "INDEX":
         schema, name = split_qualified(m.group("name"))
+        concurrently = bool(m.group("concurrently")) or bool(
+            re.search(r"\bCONCURRENTLY\b", m.group("options") or "", re.IGNORECASE))
         return IndexStatement(sql=body, verb="reindex", name=name, schema=schema, table=None,
-                              table_schema=None, concurrently=bool(m.group("concurrently")), source=source)
+                              table_schema=None, concurrently=concurrently, source=source)
     return None
 
 
@@ -147,7 +158,4 @@ def lock_for(sql: str) -> str:
 
 
 def must_run_outside_transaction(sql: str) -> bool:
-    body = strip_comments(sql)
-    return bool(re.match(r"^(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\b.*)\s*.*\bCONCURRENTLY\b",
-                         body, re.IGNORECASE | re.DOTALL)) or bool(
-        re.match(r"^(VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE)\b", body, re.IGNORECASE))
+    return bool(_OUTSIDE_TRANSACTION.match(strip_comments(sql)))
