@@ -512,3 +512,28 @@ def test_long_index_names_reindex_leftovers_are_found(events: str) -> None:
     [result] = eng.run([stmt(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON events (account, kind)")])
     assert result.repaired == [leftover]
     assert index_state(events, leftover) is None
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_the_builds_and_the_next_apply_finishes(database: str, jobs: str) -> None:
+    assert run_cli("apply", "--database-url", database, "--to", "0002").exit_code == 0
+    assert run_cli("seed", "--database-url", database, "--scale", "0.005", "--quiet").exit_code == 0
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int)")
+    blocker = Blocker(database, "snapshot")
+    run = dbtune_process("apply", "--database-url", database, "--jobs", jobs, "--no-progress")
+    try:
+        wait_until(lambda: scalar(database, "SELECT count(*) = %s FROM pg_stat_progress_create_index",
+                                  [int(jobs)]), what="the builds to wait")
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        # Nothing of ours keeps building behind the DBA's back.
+        wait_until(lambda: scalar(database, "SELECT count(*) = 0 FROM pg_stat_activity "
+                                            "WHERE application_name LIKE 'dbtune%%'"), what="our sessions to end")
+    finally:
+        blocker.release()
+    again = run_cli("apply", "--database-url", database)
+    assert again.exit_code == 0, again.output
+    assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True

@@ -39,7 +39,8 @@ class DbtuneGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted: the database stays at its last completed revision; an index build "
+                       "cut short leaves an INVALID index that the next dbtune apply repairs", err=True)
             ctx.exit(130)
 
 
