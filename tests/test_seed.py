@@ -23,6 +23,7 @@ from dbtune.errors import ConfigError, DbtuneError
 from dbtune.output import Output
 from dbtune.resources import sql_path
 from dbtune.seed import SEEDED_TABLES, seed
+from tests.fix_cli import run_cli
 
 TINY = 0.002  # 2,000 orders: a second or two per seed
 INDEX_SCALE = 0.05  # the smallest scale the index files' verify queries are tuned for
@@ -270,3 +271,14 @@ def test_seeded_data_makes_the_planner_use_every_index(schema_db: str) -> None:
                             for n in _plan_nodes(plan) if "Scan" in n["Node Type"]]
                     misses.append(f"{f['name']}: {query} -> {used}")
     assert not misses, "\n".join(misses)
+
+
+def test_seed_does_not_queue_behind_a_session_using_the_tables(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, "--to", "0001").exit_code == 0
+    with psycopg.connect(database) as holder:
+        holder.execute("LOCK TABLE orders IN ACCESS SHARE MODE")
+        result = run_cli("seed", "--database-url", database, "--scale", "0.001")
+    assert result.exit_code == 1, result.output
+    assert "another session is using the reference tables" in result.stderr
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)

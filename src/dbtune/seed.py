@@ -67,6 +67,9 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
     started = time.monotonic()
     try:
         with conn.transaction():
+            # The load locks the seeded tables; never queue behind (and in front of)
+            # other sessions for long.
+            conn.execute("SET LOCAL lock_timeout = '5s'")
             _check_schema(conn)
             occupied = _occupied_tables(conn)
             if occupied and not replace:
@@ -106,6 +109,9 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
         raise DbtuneError(f"the reference schema is missing or out of date ({_first_line(exc)}); "
                           "run `dbtune apply` first") from exc
+    except psycopg.errors.LockNotAvailable as exc:
+        raise DbtuneError("seeding failed: another session is using the reference tables "
+                          f"({_first_line(exc)}); seed a database nobody else uses", sqlstate=exc.sqlstate) from exc
     except psycopg.Error as exc:
         raise DbtuneError(f"seeding failed: {_first_line(exc)}", sqlstate=exc.sqlstate) from exc
     if out:
