@@ -311,7 +311,8 @@ def test_baseline_catches_time_regression(tiny: str, tmp_path: Path) -> None:
 def test_render_table_json_and_comparison(tiny: str, tmp_path: Path) -> None:
     folder = tmp_path / "checks"
     shutil.copytree(CHECKS, folder)
-    _write(folder, "broad.sql", "-- verify-index: items_category_idx\n-- verify: SELECT id FROM items WHERE category >= 0\n")
+    _write(folder, "broad.sql",
+           "-- verify-index: items_category_idx\n-- verify: SELECT id FROM items WHERE category >= 0\n")
     report = verify(_target(tiny), [folder], analyze=True)
     out, buffer = _out()
     render(report, out)

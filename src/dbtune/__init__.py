@@ -16,8 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import (BuildBlocked, ConfigError, ConnectionFailed, DbtuneError, LockBusy, MigrationFailed,
-                     ServerError)
+from .errors import BuildBlocked, ConfigError, ConnectionFailed, DbtuneError, LockBusy, MigrationFailed, ServerError
 
 _LAZY = {
     "apply": "migrate", "rollback": "migrate", "status": "migrate", "RunOptions": "migrate",

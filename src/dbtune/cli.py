@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .errors import (EXIT_BLOCKED, EXIT_BUSY, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, DbtuneError)
+from .errors import EXIT_BLOCKED, EXIT_BUSY, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, DbtuneError
 
 EXIT_CODES = f"""\b
 Exit codes:

@@ -40,8 +40,7 @@ from .online import Engine, OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
-from .statements import (lock_for, must_run_outside_transaction, parse_index_statement, split_sql,
-                         strip_comments)
+from .statements import lock_for, must_run_outside_transaction, parse_index_statement, split_sql, strip_comments
 
 
 @dataclass

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import context, op
 import psycopg
+from alembic import context, op
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
