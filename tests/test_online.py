@@ -72,13 +72,14 @@ def events(database: str) -> Iterator[str]:
 class Blocker:
     """Another application session that holds something up, as a test's adversary."""
 
-    def __init__(self, dsn: str, how: str, application: str = "blocker-app") -> None:
+    def __init__(self, dsn: str, how: str, application: str = "blocker-app",
+                 write: str = "INSERT INTO events VALUES (0, 0, 'x', now(), NULL)") -> None:
         self.conn = psycopg.connect(dsn, application_name=application)
         if how == "snapshot":  # an old snapshot, on another table: stalls the end of a build
             self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             self.conn.execute("SELECT count(*) FROM notes")
         else:  # an open write on the table: stalls the start of a build
-            self.conn.execute("INSERT INTO events VALUES (0, 0, 'x', now(), NULL)")
+            self.conn.execute(write)  # type: ignore[arg-type]
         self.pid = self.conn.info.backend_pid
 
     def release(self) -> None:
@@ -99,9 +100,9 @@ def release_when(blocker: Blocker, dsn: str, query: str, what: str) -> threading
     return thread
 
 
-def cancelled_build(dsn: str, sql: str) -> None:
+def cancelled_build(dsn: str, sql: str, **blocker_options: str) -> None:
     """Start a concurrent build, stall it behind a writer, then cancel it: an INVALID leftover."""
-    blocker = Blocker(dsn, "write")
+    blocker = Blocker(dsn, "write", **blocker_options)
     builder = psycopg.connect(dsn, autocommit=True)
     pid = builder.info.backend_pid
     failure: list[BaseException] = []
@@ -389,15 +390,69 @@ def test_drop_of_a_missing_index_is_a_no_op(events: str) -> None:
     assert result.outcome == "absent"
 
 
-def test_partitioned_table_is_refused_with_the_way_out(database: str) -> None:
-    with psycopg.connect(database, autocommit=True) as conn:
+def _partitioned(dsn: str) -> None:
+    """measures: two months, the second itself split in halves (a two-level tree)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE measures (at date NOT NULL, v int) PARTITION BY RANGE (at)")
-        conn.execute("CREATE TABLE measures_2026 PARTITION OF measures "
-                     "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')")
+        conn.execute("CREATE TABLE measures_2026_01 PARTITION OF measures "
+                     "FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')")
+        conn.execute("CREATE TABLE measures_2026_02 PARTITION OF measures "
+                     "FOR VALUES FROM ('2026-02-01') TO ('2026-03-01') PARTITION BY RANGE (at)")
+        conn.execute("CREATE TABLE measures_2026_02a PARTITION OF measures_2026_02 "
+                     "FOR VALUES FROM ('2026-02-01') TO ('2026-02-15')")
+        conn.execute("CREATE TABLE measures_2026_02b PARTITION OF measures_2026_02 "
+                     "FOR VALUES FROM ('2026-02-15') TO ('2026-03-01')")
+        conn.execute("INSERT INTO measures SELECT date '2026-01-01' + (i % 59), i FROM generate_series(1, 50000) i")
+
+
+def _partition_indexes(dsn: str) -> list[tuple[str, str, bool]]:
+    """(table, index, valid) for every index in the measures tree."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT t.relname, c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname LIKE 'measures%%' ORDER BY 1").fetchall()
+
+
+def test_a_partitioned_table_is_indexed_partition_by_partition(database: str) -> None:
+    _partitioned(database)
+    eng, stdout, _ = engine(database)
+    build = stmt("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_measures_v ON measures (v) WHERE v > 10")
+    [result] = eng.run([build])
+    assert result.outcome == "built"
+    assert _partition_indexes(database) == [
+        ("measures", "ix_measures_v", True),
+        ("measures_2026_01", "measures_2026_01_ix_measures_v", True),
+        ("measures_2026_02", "measures_2026_02_ix_measures_v", True),
+        ("measures_2026_02a", "measures_2026_02a_ix_measures_v", True),
+        ("measures_2026_02b", "measures_2026_02b_ix_measures_v", True),
+    ]
+    # Every partition's index is attached to its parent's, and keeps the predicate.
+    assert scalar(database, "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                            "WHERE c.relname LIKE '%ix_measures_v'") == 4
+    assert "WHERE (v > 10)" in scalar(database, "SELECT pg_get_indexdef('measures_2026_01_ix_measures_v'::regclass)")
+    assert "public.measures_2026_02b_ix_measures_v: built in" in stdout.getvalue()
+    [again] = engine(database)[0].run([build])
+    assert again.outcome == "present"
+
     eng, _, _ = engine(database)
-    with pytest.raises(DbtuneError, match="is partitioned.*ON ONLY the parent.*ATTACH PARTITION"):
-        eng.run([stmt("CREATE INDEX CONCURRENTLY ix_measures_v ON measures (v)")])
-    assert index_state(database, "ix_measures_v") is None
+    [dropped] = eng.run([stmt("DROP INDEX CONCURRENTLY IF EXISTS ix_measures_v")])
+    assert dropped.outcome == "dropped"
+    assert _partition_indexes(database) == []
+
+
+def test_a_partitioned_build_cut_short_resumes(database: str) -> None:
+    _partitioned(database)
+    # A failed earlier run: the parent's index exists ON ONLY (INVALID), one partition's
+    # build was cancelled (INVALID), nothing attached.
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE INDEX ix_measures_v ON ONLY measures (v)")
+    cancelled_build(database, "CREATE INDEX CONCURRENTLY measures_2026_01_ix_measures_v ON measures_2026_01 (v)",
+                    write="INSERT INTO measures VALUES ('2026-01-02', 1)")
+    eng, _, stderr = engine(database)
+    [result] = eng.run([stmt("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_measures_v ON measures (v)")])
+    assert result.outcome == "built"
+    assert result.repaired == ["measures_2026_01_ix_measures_v"]
+    assert all(valid for _, _, valid in _partition_indexes(database))
 
 
 def test_sessions_that_stall_builds_are_warned_about(events: str) -> None:

@@ -23,6 +23,8 @@ dbtune.ops calls it from migrations.
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 import threading
 import time
@@ -35,7 +37,7 @@ from . import db
 from .errors import Blocker, BuildBlocked, DbtuneError, MigrationFailed
 from .output import Output, bar
 from .settings import Target
-from .statements import IndexStatement
+from .statements import IndexStatement, retarget
 
 
 @dataclass
@@ -75,11 +77,12 @@ class IndexInfo:
     table_schema: str
     table: str
     backs_constraint: str | None
+    partitioned: bool
 
 
 _INDEX_INFO = """
 SELECT c.oid, n.nspname, c.relname, i.indisvalid, i.indisready, tn.nspname, t.relname,
-       (SELECT conname FROM pg_constraint WHERE conindid = c.oid LIMIT 1)
+       (SELECT conname FROM pg_constraint WHERE conindid = c.oid LIMIT 1), c.relkind = 'I'
 FROM pg_class c
 JOIN pg_index i ON i.indexrelid = c.oid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -101,6 +104,17 @@ SELECT a.pid, a.query_start, pg_blocking_pids(a.pid), p.phase, p.blocks_total, p
 FROM pg_stat_activity a
 LEFT JOIN pg_stat_progress_create_index p ON p.pid = a.pid
 WHERE a.pid = ANY(%s)
+"""
+
+# The partitions under a table, parents before children (PostgreSQL 12+).
+_PARTITION_TREE = """
+SELECT n.nspname, c.relname, pn.nspname, p.relname, t.isleaf, t.level
+FROM pg_partition_tree(%s::regclass) t
+JOIN pg_class c ON c.oid = t.relid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class p ON p.oid = t.parentrelid
+LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
+ORDER BY t.level, c.relname
 """
 
 _SESSIONS = """
@@ -416,7 +430,8 @@ class Engine:
         table = self._table_of(conn, st)
         if table is None:
             raise DbtuneError(f"{st.label}: table {st.table} does not exist", statement=st.sql)
-        self._refuse_partitioned(conn, st, table)
+        if self._is_partitioned(conn, table):
+            return self._create_partitioned(conn, st, table, monitor)
         repaired = self._drop_leftovers(conn, table, st.name, monitor, st, include_self=True)
         existing = index_info(conn, table[0], st.name)
         if existing is not None and existing.valid:
@@ -440,6 +455,12 @@ class Engine:
         if existing.backs_constraint:
             raise DbtuneError(f"refusing to drop {st.label}: it backs constraint {existing.backs_constraint} "
                               f"on {existing.table_schema}.{existing.table}", statement=st.sql)
+        if existing.partitioned:
+            # PostgreSQL cannot drop a partitioned index concurrently: a plain DROP, whose
+            # brief ACCESS EXCLUSIVE locks wait at most lock_timeout, retried with backoff.
+            self._locked(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(
+                _ident(existing.schema, existing.name)), st)
+            return BuildResult(st, "dropped")
         self._execute(conn, st, monitor, (existing.table_schema, existing.table))
         return BuildResult(st, "dropped")
 
@@ -604,14 +625,83 @@ class Engine:
             row = (info.table_schema, info.table) if info else None
         return (row[0], row[1]) if row else None
 
-    def _refuse_partitioned(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str]) -> None:
+    def _is_partitioned(self, conn: psycopg.Connection, table: tuple[str, str]) -> bool:
         row = conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)",
                            [_ident(*table).as_string(conn)]).fetchone()
-        if row and row[0] == "p":
-            raise DbtuneError(
-                f"{st.label}: {table[0]}.{table[1]} is partitioned, and PostgreSQL cannot build an index on a "
-                "partitioned table concurrently. Create it ON ONLY the parent, build each partition's index "
-                "CONCURRENTLY, then ALTER INDEX ... ATTACH PARTITION each one", statement=st.sql)
+        return bool(row and row[0] == "p")
+
+    def _create_partitioned(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
+                            monitor: Monitor) -> BuildResult:
+        """PostgreSQL cannot build a partitioned table's index concurrently, so build it piece by piece.
+
+        The index is created ON ONLY each partitioned table (no data, so brief; INVALID
+        until all its partitions have theirs), each leaf partition's index is built
+        CONCURRENTLY with the usual repair and checks, and ATTACHed to its parent's;
+        the last attach makes the whole tree valid.  Re-running resumes where it stopped.
+        https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE
+        """
+        existing = index_info(conn, table[0], st.name)
+        if existing is not None and existing.valid:
+            if (existing.table_schema, existing.table) != table:
+                raise DbtuneError(f"{st.label}: an index of that name already exists on "
+                                  f"{existing.table_schema}.{existing.table}", statement=st.sql)
+            return BuildResult(st, "present")
+        index_of: dict[tuple[str, str], str] = {}
+        repaired: list[str] = []
+        tree = conn.execute(_PARTITION_TREE, [_ident(*table).as_string(conn)]).fetchall()
+        for schema, rel, parent_schema, parent, leaf, level in tree:
+            name = st.name if level == 0 else _partition_index_name(st.name, rel)
+            index_of[(schema, rel)] = name
+            if leaf:
+                part = retarget(st, name, (schema, rel), concurrently=True, only=False)
+                started = time.monotonic()
+                done = self._create(conn, part, monitor)
+                repaired += done.repaired
+                self.out.info(f"{part.label}: {'built' if done.outcome == 'built' else 'already valid, kept'} "
+                              f"in {time.monotonic() - started:.1f}s (partition of {table[0]}.{table[1]})")
+            else:
+                only = retarget(st, name, (schema, rel), concurrently=False, only=True)
+                self._locked(conn, only.sql, st)
+            if level > 0:
+                self._locked(conn, sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(
+                    _ident(parent_schema, index_of[(parent_schema, parent)]), _ident(schema, name)), st)
+        after = index_info(conn, table[0], st.name)
+        if after is None or not after.valid:
+            raise MigrationFailed(f"{st.label}: every partition's index is built and attached, but the "
+                                  "partitioned index is not valid", revision=None, failed_revision=None,
+                                  statement=st.sql)
+        return BuildResult(st, "built", repaired=repaired)
+
+    def _locked(self, conn: psycopg.Connection, statement: str | sql.Composable, st: IndexStatement) -> None:
+        """A statement that needs a strong lock: wait at most lock_timeout, retry with backoff and jitter."""
+        attempts = 5
+        for attempt in range(attempts + 1):
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(
+                sql.Literal(f"{int(self.options.lock_timeout_s * 1000)}ms")))
+            try:
+                conn.execute(statement)  # type: ignore[arg-type]
+                return
+            except psycopg.errors.LockNotAvailable as exc:
+                if attempt == attempts:
+                    raise MigrationFailed(f"{st.label}: {db.describe(exc, self.target)} "
+                                          f"({attempts + 1} tries)", revision=None, failed_revision=None,
+                                          statement=statement if isinstance(statement, str)
+                                          else statement.as_string(conn), sqlstate=exc.sqlstate) from None
+                delay = random.uniform(0.1, min(30.0, 0.5 * 2 ** attempt))
+                self.out.warn(f"{st.label}: could not get a lock within {self.options.lock_timeout_s:g}s; "
+                              f"retrying in {delay:.1f}s")
+                time.sleep(delay)
+            finally:
+                conn.execute("SET lock_timeout = 0")
+
+
+def _partition_index_name(name: str, partition: str) -> str:
+    """``<partition>_<index>``, shortened with a hash to PostgreSQL's 63 bytes when needed."""
+    full = f"{partition}_{name}"
+    if len(full.encode()) <= 63:
+        return full
+    digest = hashlib.md5(full.encode()).hexdigest()[:8]
+    return full.encode()[:54].decode(errors="ignore") + "_" + digest
 
 
 def _left_behind(left: list[str]) -> str:

@@ -110,6 +110,23 @@ def parse_index_statement(sql: str, source: str = "") -> IndexStatement | None:
     return None
 
 
+def retarget(st: IndexStatement, name: str, table: tuple[str, str], *, concurrently: bool,
+             only: bool) -> IndexStatement:
+    """The same CREATE INDEX under another name, on another table (a partition of the original)."""
+    from psycopg import sql
+
+    m = _CREATE_INDEX.match(st.sql)
+    assert m is not None and st.verb == "create"
+    head = sql.SQL("CREATE {unique}INDEX {concurrently}{ine}{name} ON {only}{table}").format(
+        unique=sql.SQL("UNIQUE " if m.group("unique") else ""),
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
+        ine=sql.SQL("IF NOT EXISTS " if m.group("ine") else ""),
+        name=sql.Identifier(name), only=sql.SQL("ONLY " if only else ""), table=sql.Identifier(*table))
+    return IndexStatement(sql=head.as_string() + st.sql[m.end("table"):], verb="create", name=name,
+                          schema=table[0], table=table[1], table_schema=table[0], concurrently=concurrently,
+                          source=st.source)
+
+
 def read_index_file(path: Path) -> IndexStatement:
     from .errors import ConfigError
 
