@@ -10,9 +10,11 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from dbtune.locking import LOCK_KEY
 from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, run_cli, scalar
@@ -326,3 +328,22 @@ def test_a_role_that_may_not_create_an_extension_is_told_what_to_do(database: st
             conn.execute(f'DROP OWNED BY "{role}" CASCADE')
         with psycopg.connect(database.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
             conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_password_with_url_special_characters(database: str) -> None:
+    role, password = "odd_" + database.rsplit("/", 1)[1], "p@ss%w/rd:1"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+    url = re.sub(r"://[^@]*@", f"://{role}:{quote(password, safe='')}@", database)
+    try:
+        result = run_cli("apply", "--database-url", url, *OWN)
+        assert result.exit_code == 0, result.output
+        assert password not in result.output and quote(password, safe="") not in result.output
+        status = run_cli("status", "--database-url", url)
+        assert f"{role}:***@" in status.stdout
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(database.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
