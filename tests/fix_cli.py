@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import pytest
 from click.testing import CliRunner
 
 from dbtune.cli import cli
@@ -52,6 +54,12 @@ def scalar(dsn: str, query: str, params: object = None) -> object:
         return row[0] if row else None
 
 
-@pytest.fixture
-def cli_run():
-    return run_cli
+@contextlib.contextmanager
+def released_after(seconds: float, release: Callable[[], object]) -> Iterator[None]:
+    """Run the block while something is held; ``release`` it after ``seconds``, from a timer."""
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()

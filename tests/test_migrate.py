@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from dbtune.locking import LOCK_KEY
-from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, run_cli, scalar
+from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, released_after, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
 
@@ -213,12 +212,8 @@ def test_second_run_exits_at_once_while_the_lock_is_held(database: str) -> None:
 def test_wait_flag_waits_for_the_lock(database: str) -> None:
     holder = psycopg.connect(database, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
-    release = threading.Timer(1.5, holder.close)
-    release.start()
-    try:
+    with released_after(1.5, holder.close):
         result = run_cli("apply", "--database-url", database, *OWN, "--wait")
-    finally:
-        release.join()
     assert result.exit_code == 0, result.output
     assert "waiting for another dbtune run" in result.stdout
     assert current(database) == "a3"
@@ -229,13 +224,9 @@ def test_lock_timeout_retries_with_backoff(database: str) -> None:
     # A reader holds ACCESS SHARE on customers; a3's ALTER TABLE needs ACCESS EXCLUSIVE.
     reader = psycopg.connect(database)
     reader.execute("SELECT count(*) FROM customers")
-    release = threading.Timer(2.0, reader.rollback)
-    release.start()
-    try:
+    with released_after(2.0, reader.rollback):
         result = run_cli("apply", "--database-url", database, *OWN, "--lock-timeout", "0.2")
-    finally:
-        release.join()
-        reader.close()
+    reader.close()
     assert result.exit_code == 0, result.output
     assert "could not get a lock within 0.2s; retrying" in result.stderr
     assert current(database) == "a3"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.fix_cli import OWN_MIGRATIONS, SCENARIOS, run_cli, scalar
+from tests.fix_cli import OWN_MIGRATIONS, SCENARIOS, released_after, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
 
@@ -94,13 +93,9 @@ def test_database_timeouts_do_not_break_an_apply(database: str) -> None:
     reader = psycopg.connect(database, options="-c statement_timeout=0")
     reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     reader.execute("SELECT count(*) FROM notes")
-    release = threading.Timer(3.0, reader.rollback)
-    release.start()
-    try:
+    with released_after(3.0, reader.rollback):
         result = run_cli("apply", "--database-url", database, *OWN, "--to", "a2")
-    finally:
-        release.join()
-        reader.close()
+    reader.close()
     assert result.exit_code == 0, result.output
     assert "database is at a2" in result.stdout
     assert scalar(database, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_customers_country'::regclass")
@@ -118,13 +113,9 @@ def test_other_concurrent_statements_wait_without_a_lock_timeout(database: str, 
     assert run_cli("apply", "--database-url", database, "--migrations", str(root), "--to", "r1").exit_code == 0
     writer = psycopg.connect(database)
     writer.execute("INSERT INTO people VALUES ('w@x.test')")  # an open write: the rebuild must wait for it
-    release = threading.Timer(1.5, writer.commit)
-    release.start()
-    try:
+    with released_after(1.5, writer.commit):
         result = run_cli("apply", "--database-url", database, "--migrations", str(root), "--lock-timeout", "0.2")
-    finally:
-        release.join()
-        writer.close()
+    writer.close()
     assert result.exit_code == 0, result.output
     assert "retrying" not in result.stderr
     assert scalar(database, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
