@@ -239,40 +239,52 @@ def test_sigkill_mid_build_then_the_next_apply_finishes(database: str) -> None:
         assert conn.execute("SELECT count(*), sum(hashtext(email)) FROM customers").fetchone() == before
 
 
-def test_a_writer_never_fails_and_loses_nothing_during_builds(events: str) -> None:
-    stop = threading.Event()
-    inserted: list[int] = []
-    errors: list[BaseException] = []
+class Writer:
+    """The application: one insert at a time, every few milliseconds, until the block ends."""
 
-    def writer() -> None:
-        next_id = ROWS + 1
-        with psycopg.connect(events, autocommit=True, application_name="app-writer") as conn:
-            while not stop.is_set():
+    def __init__(self, dsn: str, insert: str, args: Callable[[int], list[object]]) -> None:
+        self.dsn, self.insert, self.args = dsn, insert, args
+        self.inserted: list[int] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, application_name="app-writer") as conn:
+            n = 0
+            while not self._stop.is_set():
+                n += 1
                 try:
-                    conn.execute("INSERT INTO events VALUES (%s, %s, 'buy', now(), 'w')", [next_id, next_id % 97])
-                    inserted.append(next_id)
-                    next_id += 1
+                    conn.execute(self.insert, self.args(n))  # type: ignore[arg-type]
+                    self.inserted.append(n)
                 except psycopg.Error as exc:
-                    errors.append(exc)
-                time.sleep(0.002)
+                    self.errors.append(exc)
+                time.sleep(0.003)
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+
+def test_a_writer_never_fails_and_loses_nothing_during_builds(events: str) -> None:
+    with Writer(events, "INSERT INTO events VALUES (%s, %s, 'buy', now(), 'w')",
+                lambda n: [ROWS + n, (ROWS + n) % 97]) as writer:
         eng, _, _ = engine(events, jobs=2)
         results = eng.run([
             stmt("CREATE INDEX CONCURRENTLY ix_w_account ON events (account, created_at DESC)"),
             stmt("CREATE INDEX CONCURRENTLY ix_w_kind ON events (kind) WHERE kind <> 'view'"),
             stmt("CREATE INDEX CONCURRENTLY ix_w_cover ON events (account) INCLUDE (kind, payload)"),
         ])
-    finally:
-        stop.set()
-        thread.join()
     assert [r.outcome for r in results] == ["built"] * 3
-    assert errors == []
-    assert len(inserted) > 0
-    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s", [ROWS]) == len(inserted)
-    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s AND account = id %% 97", [ROWS]) == len(inserted)
+    assert writer.errors == []
+    assert len(writer.inserted) > 0
+    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s", [ROWS]) == len(writer.inserted)
+    assert scalar(events, "SELECT count(*) FROM events WHERE id > %s AND account = id %% 97",
+                  [ROWS]) == len(writer.inserted)
 
 
 def _definitions(dsn: str) -> list[tuple[str, str]]:
@@ -482,91 +494,17 @@ def test_writer_during_dbtune_apply_of_the_reference_migrations(database: str) -
     assert run_cli("apply", "--database-url", database, "--to", "0002").exit_code == 0
     assert run_cli("seed", "--database-url", database, "--scale", "0.02", "--quiet").exit_code == 0
     base = scalar(database, "SELECT count(*) FROM orders")
-    stop = threading.Event()
-    inserted: list[str] = []
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        with psycopg.connect(database, autocommit=True, application_name="shop") as conn:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                number = f"LIVE-{n}"
-                try:
-                    conn.execute("INSERT INTO orders (order_number, retailer_id, vendor_id, total) "
-                                 "VALUES (%s, 1 + %s %% 50, 1 + %s %% 5, 10)", [number, n, n])
-                    inserted.append(number)
-                except psycopg.Error as exc:
-                    errors.append(exc)
-                time.sleep(0.003)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with Writer(database, "INSERT INTO orders (order_number, retailer_id, vendor_id, total) "
+                          "VALUES (%s, 1 + %s %% 50, 1 + %s %% 5, 10)",
+                lambda n: [f"LIVE-{n}", n, n]) as writer:
         result = run_cli("apply", "--database-url", database, "--jobs", "2")
-    finally:
-        stop.set()
-        thread.join()
     assert result.exit_code == 0, result.output
-    assert errors == []
-    assert len(inserted) > 50
-    assert scalar(database, "SELECT count(*) FROM orders") == base + len(inserted)
-    assert scalar(database, "SELECT count(*) FROM orders WHERE order_number = ANY(%s)", [inserted]) == len(inserted)
+    assert writer.errors == []
+    assert len(writer.inserted) > 50
+    numbers = [f"LIVE-{n}" for n in writer.inserted]
+    assert scalar(database, "SELECT count(*) FROM orders") == base + len(numbers)
+    assert scalar(database, "SELECT count(*) FROM orders WHERE order_number = ANY(%s)", [numbers]) == len(numbers)
     assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True
-
-
-def test_a_terminated_build_is_a_clean_error_and_the_next_apply_repairs(database: str) -> None:
-    blocker = own_at_a1_with_a_reader(database)
-    victim = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
-    try:
-        pid = wait_until(lambda: scalar(database, "SELECT pid FROM pg_stat_progress_create_index"),
-                         what="the build to start")
-        scalar(database, "SELECT pg_terminate_backend(%s)", [pid])  # what a DBA might do
-        out, err = victim.communicate(timeout=60)
-    finally:
-        blocker.release()
-    assert victim.returncode == 1, err
-    assert "Traceback" not in err
-    [error] = [line for line in err.splitlines() if line.startswith("error:")]
-    assert "revision a2 failed: ix_customers_country" in error
-    assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
-    again = run_cli("apply", "--database-url", database, *OWN)
-    assert again.exit_code == 0, again.output
-    assert index_state(database, "ix_customers_country") == (True, True)
-
-
-def test_a_cancelled_drop_is_reported_as_invalid_and_a_second_rollback_finishes(database: str) -> None:
-    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a2").exit_code == 0
-    reader = psycopg.connect(database, application_name="reporting")
-    reader.execute("SELECT count(*) FROM customers")  # holds ACCESS SHARE until it ends
-    try:
-        result = run_cli("rollback", "--database-url", database, *OWN, "--max-wait", "1")
-        assert result.exit_code == 5, result.output
-        assert "reporting" in result.stderr
-        assert "is now INVALID" in result.stderr and "run the rollback again" in result.stderr
-        status = run_cli("status", "--database-url", database, *OWN)
-        assert "INVALID index public.ix_customers_country" in status.stderr
-    finally:
-        reader.rollback()
-        reader.close()
-    assert scalar(database, "SELECT version_num FROM alembic_version") == "a2"
-    finished = run_cli("rollback", "--database-url", database, *OWN)
-    assert finished.exit_code == 0, finished.output
-    assert index_state(database, "ix_customers_country") is None
-
-
-def test_long_index_names_reindex_leftovers_are_found(events: str) -> None:
-    name = "ix_events_account_kind_created_at_payload_for_reporting_only"  # 60 characters
-    with psycopg.connect(events, autocommit=True) as conn:
-        conn.execute(f"CREATE INDEX {name} ON events (account, kind)")
-    cancelled_build(events, f"REINDEX INDEX CONCURRENTLY {name}")
-    leftover = scalar(events, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                              "WHERE NOT i.indisvalid")
-    assert isinstance(leftover, str) and leftover.endswith("_ccnew") and not leftover.startswith(name)
-    eng, _, _ = engine(events)
-    [result] = eng.run([stmt(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON events (account, kind)")])
-    assert result.repaired == [leftover]
-    assert index_state(events, leftover) is None
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
