@@ -238,7 +238,8 @@ Examples:
               help="Fail a check whose plan left its index or whose time grew past --max-regression.")
 @click.option("--compare", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Show each check's time against a saved baseline, with the speed-up.")
-@click.option("--max-regression", type=click.FloatRange(min=1.0, min_open=True), default=2.0, show_default=True)
+@click.option("--max-regression", type=click.FloatRange(min=1.0, min_open=True), default=2.0, show_default=True,
+              metavar="RATIO", help="With --baseline: fail a check whose time grew more than this many times.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @connection_options
 def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: bool, save_baseline: Path | None,
