@@ -507,6 +507,60 @@ def test_writer_during_dbtune_apply_of_the_reference_migrations(database: str) -
     assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True
 
 
+def test_a_terminated_build_is_a_clean_error_and_the_next_apply_repairs(database: str) -> None:
+    blocker = own_at_a1_with_a_reader(database)
+    victim = dbtune_process("apply", "--database-url", database, *OWN, "--no-progress")
+    try:
+        pid = wait_until(lambda: scalar(database, "SELECT pid FROM pg_stat_progress_create_index"),
+                         what="the build to start")
+        scalar(database, "SELECT pg_terminate_backend(%s)", [pid])  # what a DBA might do
+        out, err = victim.communicate(timeout=60)
+    finally:
+        blocker.release()
+    assert victim.returncode == 1, err
+    assert "Traceback" not in err
+    [error] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "revision a2 failed: ix_customers_country" in error
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
+    again = run_cli("apply", "--database-url", database, *OWN)
+    assert again.exit_code == 0, again.output
+    assert index_state(database, "ix_customers_country") == (True, True)
+
+
+def test_a_cancelled_drop_is_reported_as_invalid_and_a_second_rollback_finishes(database: str) -> None:
+    assert run_cli("apply", "--database-url", database, *OWN, "--to", "a2").exit_code == 0
+    reader = psycopg.connect(database, application_name="reporting")
+    reader.execute("SELECT count(*) FROM customers")  # holds ACCESS SHARE until it ends
+    try:
+        result = run_cli("rollback", "--database-url", database, *OWN, "--max-wait", "1")
+        assert result.exit_code == 5, result.output
+        assert "reporting" in result.stderr
+        assert "is now INVALID" in result.stderr and "run the rollback again" in result.stderr
+        status = run_cli("status", "--database-url", database, *OWN)
+        assert "INVALID index public.ix_customers_country" in status.stderr
+    finally:
+        reader.rollback()
+        reader.close()
+    assert scalar(database, "SELECT version_num FROM alembic_version") == "a2"
+    finished = run_cli("rollback", "--database-url", database, *OWN)
+    assert finished.exit_code == 0, finished.output
+    assert index_state(database, "ix_customers_country") is None
+
+
+def test_long_index_names_reindex_leftovers_are_found(events: str) -> None:
+    name = "ix_events_account_kind_created_at_payload_for_reporting_only"  # 60 characters
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX {name} ON events (account, kind)")
+    cancelled_build(events, f"REINDEX INDEX CONCURRENTLY {name}")
+    leftover = scalar(events, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                              "WHERE NOT i.indisvalid")
+    assert isinstance(leftover, str) and leftover.endswith("_ccnew") and not leftover.startswith(name)
+    eng, _, _ = engine(events)
+    [result] = eng.run([stmt(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON events (account, kind)")])
+    assert result.repaired == [leftover]
+    assert index_state(events, leftover) is None
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_the_builds_and_the_next_apply_finishes(database: str, jobs: str) -> None:
     assert run_cli("apply", "--database-url", database, "--to", "0002").exit_code == 0
