@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune.locking import LOCK_KEY
+from dbtune.locking import LOCK_KEY, Backoff
 from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, released_after, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
@@ -241,8 +241,8 @@ def test_lock_timeout_gives_up_after_retries(database: str) -> None:
         from dbtune.output import Output
         from dbtune.settings import resolve_migrations, resolve_target
 
-        options = migrate.RunOptions(online=OnlineOptions(out=Output(quiet=True)), lock_timeout_s=0.1,
-                                     lock_retries=2, backoff_base_s=0.05)
+        options = migrate.RunOptions(online=OnlineOptions(out=Output(quiet=True), lock_timeout_s=0.1,
+                                                          backoff=Backoff(retries=2, base_s=0.05)))
         with pytest.raises(migrate.MigrationFailed) as failure:
             migrate.apply(resolve_target(database), resolve_migrations(str(OWN_MIGRATIONS)), options=options)
     assert failure.value.sqlstate == "55P03"

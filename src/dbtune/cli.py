@@ -109,7 +109,7 @@ def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_worker
 
     online = OnlineOptions(jobs=jobs, max_wait=max_wait, maintenance_workers=maintenance_workers,
                            lock_timeout_s=lock_timeout, out=out)
-    return RunOptions(online=online, wait_for_lock=wait_for_lock, lock_timeout_s=lock_timeout)
+    return RunOptions(online=online, wait_for_lock=wait_for_lock)
 
 
 @cli.command(epilog="""\b

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import random
 import re
 import time
 from collections.abc import Iterator
@@ -28,14 +27,13 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
 
 from . import db
 from .errors import ConfigError, DbtuneError, MigrationFailed
-from .locking import run_lock
+from .locking import run_lock, set_lock_timeout
 from .online import Engine, OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
@@ -47,12 +45,6 @@ from .statements import lock_for, must_run_outside_transaction, parse_index_stat
 class RunOptions:
     online: OnlineOptions = field(default_factory=OnlineOptions)
     wait_for_lock: bool = False
-    # Bound on any lock a migration's transactional statement waits for.
-    lock_timeout_s: float = 2.0
-    # Attempts after a lock_timeout, with exponential backoff and jitter.
-    lock_retries: int = 5
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
 
 
 @dataclass
@@ -95,7 +87,7 @@ def alembic_config(target: Target, migrations: Migrations, options: RunOptions |
     # Every transactional statement waits at most this long for a lock; on timeout
     # the step rolls back and we retry after a pause (see apply).  The connection
     # idles while builds run on others: no idle_session_timeout (PostgreSQL 14+).
-    settings = [f"-c lock_timeout={int(options.lock_timeout_s * 1000)}"]
+    settings = [f"-c lock_timeout={int(options.online.lock_timeout_s * 1000)}"]
     if server_version >= 140000:
         settings.append("-c idle_session_timeout=0")
     user_options = target.url.query.get("options")  # e.g. a search_path: keep it
@@ -192,20 +184,19 @@ def _move(target: Target, migrations: Migrations, direction: str, to: str | None
     config = alembic_config(target, migrations, options, server_version=version)
     script = _script(config, migrations)
     before = _current(config, script, target)
-    if direction == "downgrade" and not before and to is None:
+    if direction == "downgrade" and not before:
+        if to is not None:
+            _known(script, to)  # an unknown revision is a usage error even here
         out.info("nothing to roll back: the database is at base")
         return Outcome(before, before)
     destination = _destination(script, direction, to, steps, before)
-    if dry_run and direction == "upgrade" and not _pending_to(script, before, destination):
-        return Outcome(before, before, sql=f"-- already at {destination}: nothing to apply\n")
-    if dry_run:
-        return Outcome(before, before, sql=_dry_run(target, migrations, options, direction, before, destination))
     if direction == "upgrade" and not _pending_to(script, before, destination):
+        if dry_run:
+            return Outcome(before, before, sql=f"-- already at {destination}: nothing to apply\n")
         out.info(f"already at {destination}: nothing to apply")
         return Outcome(before, before)
-    if direction == "downgrade" and not before:
-        out.info("nothing to roll back: the database is at base")
-        return Outcome(before, before)
+    if dry_run:
+        return Outcome(before, before, sql=_dry_run(target, migrations, options, direction, before, destination))
     with run_lock(target, wait=options.wait_for_lock, out=out) as lock_pid:
         own = {lock_pid}
         config.attributes[OWN_PIDS_KEY] = own
@@ -228,17 +219,18 @@ def _run_with_retries(target: Target, config: Config, script: ScriptDirectory, d
     while True:
         try:
             with _errors(target, config, script, out) as tracker, \
-                    _intercept_concurrent(target, options.online, own, tracker, options.lock_timeout_s):
+                    _intercept_concurrent(target, options.online, own, tracker):
                 getattr(command, direction)(config, destination)
             break
         except MigrationFailed as exc:
-            if exc.sqlstate != "55P03" or attempt >= options.lock_retries:
+            backoff = options.online.backoff
+            if exc.sqlstate != "55P03" or attempt >= backoff.retries:
                 raise
-            delay = random.uniform(0.1, min(options.backoff_cap_s, options.backoff_base_s * 2 ** attempt))
+            delay = backoff.delay(attempt)
             attempt += 1
             out.warn(f"{exc.failed_revision or 'a migration'} could not get a lock within "
-                     f"{options.lock_timeout_s:g}s; retrying in {delay:.1f}s "
-                     f"(attempt {attempt} of {options.lock_retries})")
+                     f"{options.online.lock_timeout_s:g}s; retrying in {delay:.1f}s "
+                     f"(attempt {attempt} of {backoff.retries})")
             time.sleep(delay)
 
 
@@ -320,28 +312,21 @@ def _errors(target: Target, config: Config, script: ScriptDirectory | None,
         yield tracker
     except CommandError as exc:
         raise ConfigError(target.scrub(str(exc))) from None
-    except DBAPIError as exc:
-        orig = exc.orig
-        if exc.connection_invalidated or (isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None):
+    except MigrationFailed as exc:
+        raise _failed(target, config, script, tracker.running, exc.message, exc.statement, exc.sqlstate) from None
+    except (DBAPIError, psycopg.Error) as exc:
+        # Through SQLAlchemy (Alembic's connection) the psycopg error comes wrapped;
+        # from dbtune's own connections (dbtune.ops) it comes as it is.
+        wrapped = isinstance(exc, DBAPIError)
+        orig = exc.orig if wrapped else exc
+        if (wrapped and exc.connection_invalidated) or (
+                isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None):
             raise MigrationFailed(f"lost the connection to {target.masked}"
                                   + (f" while running {tracker.running}" if tracker.running else "")
                                   + f": {db.describe(orig, target)}",
                                   revision=None, failed_revision=tracker.running) from None
         raise _failed(target, config, script, tracker.running, db.describe(orig, target),
-                      exc.statement, getattr(orig, "sqlstate", None)) from None
-    except MigrationFailed as exc:
-        raise _failed(target, config, script, tracker.running, exc.message, exc.statement, exc.sqlstate) from None
-    except psycopg.OperationalError as exc:
-        if exc.sqlstate is not None:
-            raise _failed(target, config, script, tracker.running, db.describe(exc, target), None,
-                          exc.sqlstate) from None
-        raise MigrationFailed(f"lost the connection to {target.masked}"
-                              + (f" while running {tracker.running}" if tracker.running else "")
-                              + f": {db.describe(exc, target)}", revision=None,
-                              failed_revision=tracker.running) from None
-    except psycopg.Error as exc:
-        raise _failed(target, config, script, tracker.running, db.describe(exc, target), None,
-                      exc.sqlstate) from None
+                      exc.statement if wrapped else None, getattr(orig, "sqlstate", None)) from None
     except DbtuneError as exc:
         if tracker.running and not exc.message.startswith("revision "):
             exc.message = f"revision {tracker.running}: {exc.message}"
@@ -373,7 +358,7 @@ def _failed(target: Target, config: Config, script: ScriptDirectory | None, runn
 
 @contextlib.contextmanager
 def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int],
-                          tracker: _RevisionTracker, lock_timeout_s: float) -> Iterator[None]:
+                          tracker: _RevisionTracker) -> Iterator[None]:
     """Route a plain Alembic migration's CREATE/DROP/REINDEX ... CONCURRENTLY through the engine.
 
     ``op.create_index(..., postgresql_concurrently=True)`` inside
@@ -417,8 +402,7 @@ def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int],
 
     def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if statement is not None and must_run_outside_transaction(statement):
-            cursor.execute(sql.SQL("SET lock_timeout = {}").format(
-                sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
+            cursor.execute(set_lock_timeout(options.lock_timeout_s))
 
     event.listen(SAEngine, "before_cursor_execute", before, retval=True)
     event.listen(SAEngine, "after_cursor_execute", after)
@@ -468,7 +452,7 @@ def annotate(script_text: str, options: RunOptions) -> str:
             extra = "; an INVALID index of the same name is dropped first, indisvalid confirmed after" \
                 if body.upper().startswith("CREATE") else ""
         else:
-            session = f"lock_timeout={options.lock_timeout_s:g}s, retried with backoff"
+            session = f"lock_timeout={options.online.lock_timeout_s:g}s, retried with backoff"
             where = "in transaction" if in_tx else "autocommit"
             extra = ""
         lines.append(f"-- lock: {lock_for(body)} | {where} | {session}{extra}")

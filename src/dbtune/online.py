@@ -24,7 +24,6 @@ dbtune.ops calls it from migrations.
 from __future__ import annotations
 
 import hashlib
-import random
 import re
 import threading
 import time
@@ -35,6 +34,7 @@ from psycopg import sql
 
 from . import db
 from .errors import Blocker, BuildBlocked, DbtuneError, MigrationFailed
+from .locking import Backoff, set_lock_timeout
 from .output import Output, bar
 from .settings import Target
 from .statements import IndexStatement, retarget
@@ -51,8 +51,10 @@ class OnlineOptions:
     poll_interval: float = 0.5
     # Warn about transactions older than this before building (they stall the build).
     old_transaction_s: float = 30.0
-    # Bound on the brief locks taken around builds (ANALYZE, cleanup).
+    # Bound on any strong lock dbtune waits for (a transactional migration step,
+    # ANALYZE, a partitioned index's ON ONLY/ATTACH/DROP), and the retries after it.
     lock_timeout_s: float = 2.0
+    backoff: Backoff = field(default_factory=Backoff)
     # When a list, tables to ANALYZE are queued here for the caller to analyze
     # once at the end of a whole run (`dbtune apply` does), not after each step.
     analyze_queue: list[tuple[str, str]] | None = None
@@ -73,7 +75,6 @@ class IndexInfo:
     schema: str
     name: str
     valid: bool
-    ready: bool
     table_schema: str
     table: str
     backs_constraint: str | None
@@ -81,7 +82,7 @@ class IndexInfo:
 
 
 _INDEX_INFO = """
-SELECT c.oid, n.nspname, c.relname, i.indisvalid, i.indisready, tn.nspname, t.relname,
+SELECT c.oid, n.nspname, c.relname, i.indisvalid, tn.nspname, t.relname,
        (SELECT conname FROM pg_constraint WHERE conindid = c.oid LIMIT 1), c.relkind = 'I'
 FROM pg_class c
 JOIN pg_index i ON i.indexrelid = c.oid
@@ -674,20 +675,19 @@ class Engine:
 
     def _locked(self, conn: psycopg.Connection, statement: str | sql.Composable, st: IndexStatement) -> None:
         """A statement that needs a strong lock: wait at most lock_timeout, retry with backoff and jitter."""
-        attempts = 5
-        for attempt in range(attempts + 1):
-            conn.execute(sql.SQL("SET lock_timeout = {}").format(
-                sql.Literal(f"{int(self.options.lock_timeout_s * 1000)}ms")))
+        backoff = self.options.backoff
+        for attempt in range(backoff.retries + 1):
+            conn.execute(set_lock_timeout(self.options.lock_timeout_s))
             try:
                 conn.execute(statement)  # type: ignore[arg-type]
                 return
             except psycopg.errors.LockNotAvailable as exc:
-                if attempt == attempts:
+                if attempt == backoff.retries:
                     raise MigrationFailed(f"{st.label}: {db.describe(exc, self.target)} "
-                                          f"({attempts + 1} tries)", revision=None, failed_revision=None,
+                                          f"({backoff.retries + 1} tries)", revision=None, failed_revision=None,
                                           statement=statement if isinstance(statement, str)
                                           else statement.as_string(conn), sqlstate=exc.sqlstate) from None
-                delay = random.uniform(0.1, min(30.0, 0.5 * 2 ** attempt))
+                delay = backoff.delay(attempt)
                 self.out.warn(f"{st.label}: could not get a lock within {self.options.lock_timeout_s:g}s; "
                               f"retrying in {delay:.1f}s")
                 time.sleep(delay)
@@ -725,8 +725,8 @@ def analyze_tables(target: Target, tables: list[tuple[str, str]], options: Onlin
         return
     try:
         with db.connect(target, purpose="analyze") as conn:
-            conn.execute(sql.SQL("SET statement_timeout = 0; SET lock_timeout = {}").format(
-                sql.Literal(f"{int(options.lock_timeout_s * 1000)}ms")))
+            conn.execute("SET statement_timeout = 0")
+            conn.execute(set_lock_timeout(options.lock_timeout_s))
             for schema, table in unique:
                 try:
                     conn.execute(sql.SQL("ANALYZE {}").format(_ident(schema, table)))

@@ -65,6 +65,13 @@ def drop_indexes(*names: str | Path) -> None:
     _run_online(drops)
 
 
+def _run_options() -> tuple[OnlineOptions, set[int]]:
+    """What `dbtune apply` passed in; defaults under plain `alembic upgrade`."""
+    config = op.get_context().config
+    attributes = config.attributes if config is not None else {}
+    return attributes.get(OPTIONS_KEY) or OnlineOptions(), attributes.get(OWN_PIDS_KEY) or set()
+
+
 def _run_online(statements: list[IndexStatement]) -> None:
     migration = op.get_context()
     if context.is_offline_mode():
@@ -72,9 +79,7 @@ def _run_online(statements: list[IndexStatement]) -> None:
             for st in statements:
                 op.execute(text(st.sql.replace(":", r"\:")))
         return
-    attributes = migration.config.attributes if migration.config is not None else {}
-    options: OnlineOptions = attributes.get(OPTIONS_KEY) or OnlineOptions()
-    own: set[int] = attributes.get(OWN_PIDS_KEY) or set()
+    options, own = _run_options()
     bind = op.get_bind()
     target = Target(url=bind.engine.url, source="migration connection")
     with migration.autocommit_block():
@@ -89,9 +94,12 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
     shared_preload_libraries (pg_stat_statements): missing there is a warning,
     since the extension installs fine and only its views fail until a restart.
     """
+    def create(name: str) -> str:
+        return sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)).as_string()
+
     if context.is_offline_mode():
         for name in names:
-            op.execute(text(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)).as_string()))
+            op.execute(text(create(name)))
         return
     bind = op.get_bind()
     available = {row[0] for row in bind.exec_driver_sql("SELECT name FROM pg_available_extensions")}
@@ -104,8 +112,7 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
             continue
         try:
             with bind.begin_nested():
-                bind.exec_driver_sql(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
-                    sql.Identifier(name)).as_string())
+                bind.exec_driver_sql(create(name))
         except DBAPIError as exc:
             if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
                 raise DbtuneError(f"this role may not create the {name} extension: ask a superuser to run "
@@ -114,8 +121,7 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
             raise
     libraries = bind.exec_driver_sql("SHOW shared_preload_libraries").scalar() or ""
     loaded = {lib.strip() for lib in libraries.split(",")}
-    options = (op.get_context().config.attributes.get(OPTIONS_KEY) if op.get_context().config else None) \
-        or OnlineOptions()
+    options, _ = _run_options()
     for name in preloaded:
         if name not in loaded:
             options.out.warn(f"{name} is installed but not in shared_preload_libraries, so its views will "

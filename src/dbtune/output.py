@@ -66,9 +66,6 @@ class Output:
     def warn(self, text: str) -> None:
         self._write(self.stderr, f"warning: {text}")
 
-    def error(self, text: str) -> None:
-        self._write(self.stderr, f"error: {text}")
-
     def table(self, rows: list[list[Any]] | list[dict[str, Any]], headers: Any = "keys") -> None:
         self.result(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
 
