@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from dbtune.errors import BuildBlocked, DbtuneError
+from dbtune.errors import BuildBlocked, DbtuneError, MigrationFailed
+from dbtune.locking import Backoff
 from dbtune.online import Engine, OnlineOptions
 from dbtune.output import Output
 from dbtune.settings import Target
@@ -584,3 +585,20 @@ def test_ctrl_c_stops_the_builds_and_the_next_apply_finishes(database: str, jobs
     again = run_cli("apply", "--database-url", database)
     assert again.exit_code == 0, again.output
     assert scalar(database, "SELECT bool_and(indisvalid) FROM pg_index") is True
+
+
+def test_a_partitioned_index_gives_up_after_bounded_retries(database: str) -> None:
+    _partitioned(database)
+    writer = psycopg.connect(database, application_name="busy-app")
+    writer.execute("INSERT INTO measures VALUES ('2026-01-03', 3)")  # holds ROW EXCLUSIVE on the parent
+    try:
+        out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+        eng = Engine(Target.parse(database, "test"),
+                     OnlineOptions(out=out, lock_timeout_s=0.1, backoff=Backoff(retries=1, base_s=0.05)))
+        with pytest.raises(MigrationFailed, match=r"lock timeout.*\(2 tries\)"):
+            eng.run([stmt("CREATE INDEX CONCURRENTLY ix_measures_v ON measures (v)")])
+    finally:
+        writer.rollback()
+        writer.close()
+    assert "could not get a lock within 0.1s; retrying" in out.stderr.getvalue()
+    assert _partition_indexes(database) == []  # the ON ONLY index never got created
