@@ -11,6 +11,7 @@ trap 'dbtune sandbox stop --dir "$DIR" >/dev/null 2>&1 || true' EXIT
 
 step "starting a throwaway PostgreSQL"
 DBTUNE_DATABASE_URL="$(dbtune sandbox start --dir "$DIR")"
+export DBTUNE_MIGRATIONS=bundled   # dbtune's reference migrations (in a team's project: its own, found as alembic finds them)
 export DBTUNE_DATABASE_URL
 
 step "dbtune status"

@@ -521,7 +521,7 @@ def test_a_terminated_build_is_a_clean_error_and_the_next_apply_repairs(database
     assert victim.returncode == 1, err
     assert "Traceback" not in err
     [error] = [line for line in err.splitlines() if line.startswith("error:")]
-    assert "revision a2 failed: ix_customers_country" in error
+    assert "revision a2 failed: public.ix_customers_country" in error
     assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
     again = run_cli("apply", "--database-url", database, *OWN)
     assert again.exit_code == 0, again.output

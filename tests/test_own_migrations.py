@@ -63,8 +63,8 @@ def test_a_revision_half_committed_by_its_autocommit_block_says_so(database: str
     result = run_cli("apply", "--database-url", database, "--migrations", str(root))
     assert result.exit_code == 1, result.output
     assert "revision r2 failed" in result.stderr and "no_such_column" in result.stderr
-    assert "had run 1 statement(s) before its autocommit_block(), which committed them: it is partly applied" \
-        in result.stderr
+    assert "revision r2 is partly applied: committed (1): ALTER TABLE people ADD COLUMN note TEXT | not committed: " \
+        "the failed statement and the rest of the revision" in result.stderr
     assert scalar(database, "SELECT count(*) FROM alembic_version") == 1
 
 

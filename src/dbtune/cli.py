@@ -34,27 +34,46 @@ class DbtuneGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DbtuneError as exc:
-            if os.environ.get("DBTUNE_DEBUG"):
+            if _debug(ctx):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except KeyboardInterrupt:
             click.echo("interrupted: the database stays at its last completed revision; an index build "
                        "cut short leaves an INVALID index that the next dbtune apply repairs", err=True)
             ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, the traceback with --debug
+            if _debug(ctx):
+                raise
+            from .settings import scrub
+
+            click.echo(f"error: unexpected {type(exc).__name__}: {scrub(str(exc)).splitlines()[0] if str(exc) else ''}"
+                       " (run again with --debug for the traceback, and report it)", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(os.environ.get("DBTUNE_DEBUG") or (ctx.obj or {}).get("debug"))
 
 
 @click.group(cls=DbtuneGroup, epilog=EXIT_CODES)
 @click.version_option(package_name="dbtune")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also DBTUNE_DEBUG=1).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Put PostgreSQL performance work into production safely.
 
     \b
-    Connection: --database-url, else DBTUNE_DATABASE_URL, else DATABASE_URL,
-    else libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE.
-    Migrations: --migrations, else [tool.dbtune] migrations in pyproject.toml,
-    else dbtune's bundled migrations.
+    Connection: --database-url, else DBTUNE_DATABASE_URL, else DATABASE_URL;
+    with none, apply/rollback/status use the database the project's env.py
+    connects to (other commands: libpq's PGHOST/PGPORT/PGUSER/PGDATABASE).
+    Migrations, looked up as alembic does: --migrations (or DBTUNE_MIGRATIONS),
+    else [tool.dbtune] migrations in pyproject.toml, else ALEMBIC_CONFIG,
+    else ./alembic.ini.  `--migrations bundled` runs dbtune's reference migrations.
     """
+    ctx.obj = {"debug": debug}
 
 
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,7 +84,7 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def migration_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--migrations", metavar="PATH",
-                        help="Alembic migrations directory (or its alembic.ini).")(func)
+                        help="Alembic migrations directory or its alembic.ini; 'bundled' for dbtune's own.")(func)
     return connection_options(func)
 
 
@@ -185,8 +204,8 @@ def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
     for rev, message in result.pending:
         out.result(f"  pending {rev}: {message}")
     for index in result.invalid_indexes:
-        out.warn(f"INVALID index {index}: queries do not use it; if a dbtune build left it, "
-                 "the next dbtune apply repairs it")
+        out.warn(f"INVALID index {index}: queries do not use it, writes still maintain it. If a pending "
+                 "revision builds it, dbtune apply repairs it; otherwise drop it with DROP INDEX CONCURRENTLY")
 
 
 @cli.command(epilog="""\b

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from .errors import ConnectionFailed
-from .settings import Target
+from .settings import Target, scrub
 
 APPLICATION = "dbtune"
 
@@ -28,25 +28,63 @@ def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **opt
         # libpq reports login failures without an SQLSTATE, so the text is all there
         # is; it never contains the password, but scrub it anyway.
         raise ConnectionFailed(f"cannot connect to {target.masked}: {describe(exc, target)}") from None
-    if conn.info.server_version >= 140000:
-        # Our lock session and our connections between builds sit idle on purpose;
-        # a server-wide idle_session_timeout (PostgreSQL 14+) must not end them.
-        conn.execute("SET idle_session_timeout = 0")
+    try:
+        if conn.info.server_version >= 140000:
+            # Our lock session and our connections between builds sit idle on purpose;
+            # a server-wide idle_session_timeout (PostgreSQL 14+) must not end them.
+            conn.execute("SET idle_session_timeout = 0")
+        for name, value in target.session:
+            # The migration connection's own settings (its search_path): dbtune's sessions
+            # resolve names exactly as the migration does.
+            conn.execute("SELECT set_config(%s, %s, false)", [name, value])
         if not autocommit:
             conn.commit()
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def describe(exc: BaseException, target: Target | None = None) -> str:
-    """One line for a psycopg error: the server's primary message, password scrubbed."""
+    """One line for a database error of any driver, as psql shows it: the message, then DETAIL,
+    HINT and the first line of CONTEXT; the password scrubbed.
+
+    psycopg 3 and psycopg2 carry the server's fields in ``diag``; asyncpg's exception (the
+    cause of SQLAlchemy's adapted one) carries them as attributes.
+    """
     diag = getattr(exc, "diag", None)
-    text = (diag.message_primary if diag is not None and diag.message_primary else None) or str(exc)
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not line.strip().startswith("Is the server running")]
-    line = " ".join(lines).replace("FATAL:", "")
-    if target is not None:
-        line = target.scrub(line)
-    return " ".join(line.split())
+    fields: list[tuple[str, str | None]] = []
+    if diag is not None and getattr(diag, "message_primary", None):
+        fields = [("", diag.message_primary), ("DETAIL", diag.message_detail), ("HINT", diag.message_hint),
+                  ("CONTEXT", diag.context)]
+    else:
+        native = exc.__cause__ if getattr(exc.__cause__, "sqlstate", None) else exc
+        if getattr(native, "sqlstate", None) and getattr(native, "message", None):
+            fields = [("", native.message), ("DETAIL", getattr(native, "detail", None)),
+                      ("HINT", getattr(native, "hint", None)), ("CONTEXT", getattr(native, "context", None))]
+    if not fields:
+        fields = [("", str(exc))]
+    parts = []
+    for label, value in fields:
+        if not value:
+            continue
+        if label == "CONTEXT":
+            value = value.strip().splitlines()[0]
+        lines = [line.strip() for line in str(value).splitlines()
+                 if line.strip() and not line.strip().startswith("Is the server running")]
+        text = " ".join(lines).replace("FATAL:", "")
+        parts.append(f"{label}: {text}" if label else text)
+    line = "; ".join(" ".join(p.split()) for p in parts)
+    return target.scrub(line) if target is not None else scrub(line)
+
+
+def sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a psycopg, psycopg2 or asyncpg error (SQLAlchemy's wrapper unwrapped)."""
+    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def server_version(conn: psycopg.Connection) -> str:

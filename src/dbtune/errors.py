@@ -57,6 +57,10 @@ class LockBusy(DbtuneError):
     exit_code = EXIT_BUSY
 
 
+class LockLost(LockBusy):
+    """The session holding our lock was ended and another run took the lock: we stopped."""
+
+
 class MigrationFailed(DbtuneError):
     """A migration's statement failed; the database stays at ``revision``."""
 

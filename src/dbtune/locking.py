@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import random
+import select
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import sql
 
 from . import db
-from .errors import LockBusy
+from .errors import LockBusy, LockLost
 from .output import Output
 from .settings import Target
 
@@ -58,24 +61,114 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg
 """
 
 
+class RunLock:
+    """A held dbtune lock, and the session that holds it.
+
+    The session can be ended under us (an idle-session killer, a pooler, a DBA's
+    pg_terminate_backend), and with it the lock.  ``check()`` runs before every
+    statement of a run and while a build is polled: it notices a lost session
+    without a round trip, re-takes the lock at once when it is free, and otherwise
+    raises LockLost, so the run stops at a safe point instead of going on unguarded
+    while another run starts.
+    """
+
+    def __init__(self, target: Target, key: int, what: str, out: Output | None) -> None:
+        self.target, self.key, self.what, self.out = target, key, what, out
+        self._mutex = threading.Lock()
+        self.conn: psycopg.Connection | None = None
+        self.pids: set[int] = set()  # every session that has held it for this run
+
+    @property
+    def pid(self) -> int:
+        assert self.conn is not None
+        return self.conn.info.backend_pid
+
+    def acquire(self, wait: bool, poll_s: float) -> None:
+        conn = db.connect(self.target, purpose="lock")
+        try:
+            announced = False
+            while not _try(conn, self.key):
+                who, holder = _holder(conn, self.key)
+                if not wait:
+                    raise LockBusy(f"another dbtune run holds this database's {self.what}: {who}. "
+                                   "Try again when it finishes, or pass --wait", holder_pid=holder)
+                if not announced and self.out is not None:
+                    self.out.info(f"waiting for another dbtune run to finish: {who}")
+                    announced = True
+                time.sleep(poll_s)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+        self.pids.add(conn.info.backend_pid)
+
+    def alive(self) -> bool:
+        """Is the holding session still there?
+
+        The session sits idle, so the server has nothing to send it: a readable
+        socket means it was ended (its FATAL and the close are waiting) or sent
+        something unasked, and only then does a round trip confirm it.  So the
+        check before every statement costs one poll of the socket, not a query.
+        """
+        conn = self.conn
+        if conn is None or conn.closed or conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if readable:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, OSError, ValueError):
+            return False
+        return True
+
+    def check(self) -> None:
+        with self._mutex:
+            if self.alive():
+                return
+            lost = next(iter(sorted(self.pids)), None) if self.conn is None else self.conn.info.backend_pid
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            conn = db.connect(self.target, purpose="lock")
+            if _try(conn, self.key):
+                self.conn = conn
+                self.pids.add(conn.info.backend_pid)
+                if self.out is not None:
+                    self.out.warn(f"the session holding this run's {self.what} (pid {lost}) was ended by "
+                                  f"someone else; took the lock again (pid {conn.info.backend_pid})")
+                return
+            who, holder = _holder(conn, self.key)
+            conn.close()
+            raise LockLost(f"the session holding this run's {self.what} (pid {lost}) was ended by someone else, "
+                           f"and {who} holds the lock now: stopped here, before changing anything more",
+                           holder_pid=holder)
+
+    def release(self) -> None:
+        with self._mutex:
+            if self.conn is not None:
+                self.conn.close()  # closing the session releases the lock
+                self.conn = None
+
+
+def _try(conn: psycopg.Connection, key: int) -> bool:
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0])  # type: ignore[index]
+
+
+def _holder(conn: psycopg.Connection, key: int) -> tuple[str, int | None]:
+    holder = conn.execute(_HOLDER, {"key": key}).fetchone()
+    if not holder:
+        return "another session", None
+    return (f"pid {holder[0]} ({holder[1] or 'dbtune'}, from {holder[3]}, since "
+            f"{holder[2]:%Y-%m-%d %H:%M:%S})", holder[0])
+
+
 @contextlib.contextmanager
 def run_lock(target: Target, *, wait: bool = False, out: Output | None = None, poll_s: float = 1.0,
-             key: int = LOCK_KEY, what: str = "migration lock") -> Iterator[int]:
-    """Hold one of the database's dbtune locks; yields the backend pid of the holding session."""
-    conn = db.connect(target, purpose="lock")
+             key: int = LOCK_KEY, what: str = "migration lock") -> Iterator[RunLock]:
+    """Hold one of the database's dbtune locks for the length of the block."""
+    lock = RunLock(target, key, what, out)
+    lock.acquire(wait, poll_s)
     try:
-        announced = False
-        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
-            holder = conn.execute(_HOLDER, {"key": key}).fetchone()
-            who = (f"pid {holder[0]} ({holder[1] or 'dbtune'}, from {holder[3]}, since "
-                   f"{holder[2]:%Y-%m-%d %H:%M:%S})" if holder else "another session")
-            if not wait:
-                raise LockBusy(f"another dbtune run holds this database's {what}: {who}. "
-                               "Try again when it finishes, or pass --wait", holder_pid=holder[0] if holder else None)
-            if not announced and out is not None:
-                out.info(f"waiting for another dbtune run to finish: {who}")
-                announced = True
-            time.sleep(poll_s)
-        yield conn.info.backend_pid
+        yield lock
     finally:
-        conn.close()  # closing the session releases the lock
+        lock.release()

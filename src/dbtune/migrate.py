@@ -1,24 +1,25 @@
 """The verbs that move a database between revisions: apply, rollback, status.
 
-Any standard Alembic directory works: dbtune builds an Alembic ``Config`` for
-it, hands the connection URL in (with a short ``lock_timeout`` so no statement
-queues in front of the application for long), and runs Alembic's own
-``command.upgrade``/``downgrade``.  Around that it adds what a DBA needs on a
-busy server: one run at a time per database (an advisory lock held by an idle
-autocommit session), retries with backoff when a lock is not granted in time,
-concurrent index statements handed to the online engine, and errors that name
-the revision and the statement.
+Any standard Alembic project works: dbtune runs its env.py through Alembic's
+own ``EnvironmentContext`` and the same revision steps ``command.upgrade`` and
+``downgrade`` run.  Around that it adds what a DBA needs on a busy server:
+exactly one database (the one env.py reaches, checked against the one dbtune
+was given), one run at a time per database (an advisory lock held by an idle
+autocommit session), the destination worked out only under that lock, a short
+``lock_timeout`` with retries that never repeat what committed, concurrent index
+statements handed to the online engine, and errors that name the file or the
+revision and the revision the database stays at.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import re
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,19 +27,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError, RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy import event
-from sqlalchemy.engine import Engine as SAEngine
-from sqlalchemy.exc import DBAPIError
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, PendingRollbackError
 
-from . import db
-from .errors import ConfigError, DbtuneError, MigrationFailed
-from .locking import run_lock, set_lock_timeout
-from .online import Engine, OnlineOptions, analyze_tables
+from . import db, drivers
+from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed
+from .intercept import RunState, intercepted
+from .locking import RunLock, run_lock
+from .online import OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
-from .statements import lock_for, must_run_outside_transaction, parse_index_statement, split_sql, strip_comments
+from .statements import lock_for, must_run_outside_transaction, split_sql
 
 
 @dataclass
@@ -78,27 +81,41 @@ class Outcome:
 
 # -- configuration ------------------------------------------------------------
 
+# Drivers whose URL takes libpq's own query arguments (application_name, options).
+_LIBPQ_DRIVERS = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+psycopg2cffi")
+
+
 def alembic_config(target: Target, migrations: Migrations, options: RunOptions | None = None,
-                   stdout: io.StringIO | None = None, server_version: int = 0) -> Config:
+                   stdout: io.StringIO | None = None) -> Config:
+    """Alembic's Config for the project, with dbtune's target as ``sqlalchemy.url``.
+
+    Handed in only when the DBA named a database: otherwise env.py's own choice (its
+    alembic.ini, the application's settings) stands, as under alembic.  The driver
+    the project's alembic.ini names is kept, so an env.py on psycopg2 or asyncpg gets
+    a URL for its driver.
+    """
     options = options or RunOptions()
     config = Config(file_=str(migrations.ini) if migrations.ini else None,
                     stdout=stdout or io.StringIO(), output_buffer=stdout)
-    config.set_main_option("script_location", str(migrations.script_location))
-    # Every transactional statement waits at most this long for a lock; on timeout
-    # the step rolls back and we retry after a pause (see apply).  The connection
-    # idles while builds run on others: no idle_session_timeout (PostgreSQL 14+).
-    settings = [f"-c lock_timeout={int(options.online.lock_timeout_s * 1000)}"]
-    if server_version >= 140000:
-        settings.append("-c idle_session_timeout=0")
-    user_options = target.url.query.get("options")  # e.g. a search_path: keep it
-    url = target.url.update_query_dict({
-        "application_name": "dbtune migrate",
-        "options": " ".join([*([str(user_options)] if user_options else []), *settings]),
-    })
-    # ConfigParser interpolation: a literal % in a password must be doubled.
-    config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+    if migrations.ini is None:
+        config.set_main_option("script_location", str(migrations.script_location))
+    if target.explicit:
+        url = target.url.set(drivername=_project_driver(config))
+        if url.drivername in _LIBPQ_DRIVERS:
+            url = url.update_query_dict({"application_name": "dbtune migrate"})
+        # ConfigParser interpolation: a literal % in a password must be doubled.
+        config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
     config.attributes[OPTIONS_KEY] = options.online
     return config
+
+
+def _project_driver(config: Config) -> str:
+    try:
+        named = config.get_main_option("sqlalchemy.url")
+        driver = make_url(named).drivername if named else ""
+    except (ArgumentError, ValueError, KeyError):
+        driver = ""
+    return driver if driver.startswith("postgresql") else "postgresql+psycopg"
 
 
 def _script(config: Config, migrations: Migrations) -> ScriptDirectory:
@@ -108,18 +125,145 @@ def _script(config: Config, migrations: Migrations) -> ScriptDirectory:
         raise ConfigError(f"{migrations.script_location}: {exc}") from None
 
 
-def _current(config: Config, script: ScriptDirectory, target: Target) -> list[str]:
-    """The database's current revisions, read through the directory's own env.py."""
-    heads: list[str] = []
+# -- one Alembic run ------------------------------------------------------------
 
-    def read(rev: Any, context: Any) -> list[Any]:
-        heads.extend(context.get_current_heads())
-        return []
+class _Restart(Exception):
+    """The database moved while we queued for the lock: start env.py over, lock held."""
 
-    with _errors(target, config, None):
-        with EnvironmentContext(config, script, fn=read, dont_mutate=True):
-            script.run_env()
-    return sorted(heads)
+
+class _Run:
+    """One verb's pass through the project's env.py.
+
+    Alembic calls ``steps()`` once env.py has connected and configured its context
+    (once per context: a multi-tenant env.py runs one per schema).  Only there does
+    dbtune know which database the migrations really reach, so that is where it
+    checks that database against its target (or, given none, adopts it), takes the
+    run's lock, and only then reads the current revision and works out what to do:
+    a run queued behind another computes its destination from what that one left.
+    """
+
+    def __init__(self, target: Target, migrations: Migrations, config: Config, script: ScriptDirectory,
+                 options: RunOptions, out: Output, plan: Any, *, lock: bool) -> None:
+        self.target, self.migrations, self.config, self.script = target, migrations, config, script
+        self.options, self.out, self.plan, self.want_lock = options, out, plan, lock
+        self.bound: Target | None = None
+        self.migration_target: str = ""
+        self.lock: RunLock | None = None
+        self.stack = contextlib.ExitStack()
+        self.before: list[str] | None = None
+        self.destination: str | None = None
+        self.version_tables: list[tuple[str, str]] = []
+        self.tracker = _RevisionTracker(out)
+        self.state = RunState(target=lambda: self.bound or self.target, options=options.online, out=out,
+                              running=lambda: self.tracker.running)
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.close()
+
+    def env(self, *, as_sql: bool = False, starting_rev: str | None = None,
+            destination_rev: str | None = None) -> None:
+        """Run env.py once, with dbtune's hooks and error mapping."""
+        if self.bound is None and self.target.explicit:
+            db.connect(self.target, purpose="preflight").close()  # a clear error before env.py runs
+        with _errors(self), intercepted(self.state) as flush:
+            with EnvironmentContext(self.config, self.script, fn=self.steps, as_sql=as_sql,
+                                    starting_rev=starting_rev, destination_rev=destination_rev):
+                self.script.run_env()
+            flush()
+
+    def steps(self, heads: Any, context: Any) -> list[Any]:
+        connection = context.connection
+        if connection is None:  # offline (--sql): the dry run's second pass
+            return self.plan(self, heads) or []
+        self._bind(connection, context)
+        if self.want_lock and self.lock is None:
+            self.lock = self.stack.enter_context(run_lock(self.bound or self.target, wait=self.options.wait_for_lock,
+                                                          out=self.out))
+            self.state.lock = self.options.online.lock = self.lock
+            self.config.attributes[OWN_PIDS_KEY] = self.lock.pids
+            # What the database is at now that we hold the lock: if a run we queued behind
+            # moved it, run env.py again (still holding the lock) so that Alembic, too,
+            # starts from there.
+            if sorted(context.get_current_heads()) != sorted(heads):
+                raise _Restart()
+        if self.before is None:
+            self.before = sorted(heads)
+        return self.tracker.follow(self.plan(self, tuple(heads)) or [])
+
+    def _bind(self, connection: Any, context: Any) -> None:
+        """Check (or adopt) the database the migration's connection reached; bound its lock waits."""
+        raw = drivers.dbapi(connection)
+        theirs = drivers.identity(raw)
+        self.migration_target = _masked(connection.engine.url)
+        if self.bound is None:
+            candidate = self.target if self.target.explicit else Target.from_engine_url(
+                connection.engine.url, source="env.py's connection")
+            try:
+                with db.connect(candidate, purpose="preflight") as conn:
+                    ours = drivers.identity(conn)
+            except ConnectionFailed as exc:
+                if self.target.explicit:
+                    raise
+                raise ConfigError(f"env.py connects to {self.migration_target}, but dbtune cannot open its own "
+                                  f"sessions there ({exc}): pass --database-url with the same database") from None
+            if not ours.same_database(theirs):
+                raise ConfigError(
+                    f"env.py connected to {self.migration_target} ({theirs.describe()}), but dbtune was given "
+                    f"{candidate.masked} from {candidate.source} ({ours.describe()}): nothing was changed. Point "
+                    "the application's database setting at the target, or let env.py use the URL dbtune passes "
+                    "(config.get_main_option('sqlalchemy.url'))")
+            self.bound = candidate
+            self.out.info(f"database: {candidate.masked} (from {candidate.source})")
+        own_version_table = _version_table(raw, context)
+        if own_version_table not in self.version_tables:
+            self.version_tables.append(own_version_table)
+        # Every transactional statement waits at most lock_timeout for a lock; the step then
+        # rolls back and is retried (see _attempts).  The connection idles while builds run
+        # on others: no idle_session_timeout.  Set here, whatever URL env.py connected with.
+        drivers.query_one(raw, _SETUP.format(ms=int(self.options.online.lock_timeout_s * 1000)))
+        if not connection.in_transaction():
+            raw.commit()  # SQLAlchemy has no transaction open: end the one the driver began for us
+
+    def versions(self) -> list[str] | None:
+        """The revisions the database is at, read on a session of dbtune's own (None if unknown)."""
+        if self.bound is None:
+            return None
+        found: list[str] = []
+        try:
+            with db.connect(self.bound, purpose="status") as conn:
+                for schema, table in self.version_tables:
+                    try:
+                        found += [r[0] for r in conn.execute(sql.SQL("SELECT version_num FROM {}").format(
+                            sql.Identifier(schema, table)))]
+                    except psycopg.errors.UndefinedTable:
+                        pass
+        except (DbtuneError, psycopg.Error):
+            return None
+        return sorted(found)
+
+
+_SETUP = ("SELECT set_config('lock_timeout', '{ms}ms', false), CASE WHEN current_setting('server_version_num')::int "
+          ">= 140000 THEN set_config('idle_session_timeout', '0', false) END")
+
+
+def _version_table(raw: Any, context: Any) -> tuple[str, str]:
+    """Where this context keeps its revision: the schema Alembic finds (or will create) it in."""
+    table = context._version.name
+    schema = context._version.schema
+    found = drivers.relation_of(raw, schema, table)
+    if found:
+        return found
+    if schema:
+        return schema, table
+    row = drivers.query_one(raw, "SELECT current_schema()")
+    return (str(row[0]) if row and row[0] else "public"), table
+
+
+def _masked(url: Any) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 # -- verbs ----------------------------------------------------------------------
@@ -135,14 +279,19 @@ WHERE NOT i.indisvalid
 ORDER BY 1
 """
 
+
 def status(target: Target, migrations: Migrations) -> Status:
-    with db.connect(target, purpose="status") as conn:
-        version = db.server_version(conn)
-        invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
     config = alembic_config(target, migrations)
     script = _script(config, migrations)
-    current = _current(config, script, target)
-    return Status(target=target.masked, target_source=target.source,
+    with _Run(target, migrations, config, script, RunOptions(), Output(quiet=True), lambda run, heads: [],
+              lock=False) as run:
+        run.env()
+        assert run.bound is not None
+        with db.connect(run.bound, purpose="status") as conn:
+            version = db.server_version(conn)
+            invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
+    current = run.before or []
+    return Status(target=run.bound.masked, target_source=run.bound.source,
                   migrations=str(migrations.script_location), migrations_source=migrations.source,
                   server_version=version, current=current, heads=sorted(script.get_heads()),
                   pending=_pending(script, current), invalid_indexes=invalid)
@@ -178,59 +327,85 @@ def rollback(target: Target, migrations: Migrations, *, steps: int | None = None
 
 def _move(target: Target, migrations: Migrations, direction: str, to: str | None, *, steps: int = 1,
           dry_run: bool, options: RunOptions, out: Output) -> Outcome:
-    with db.connect(target, purpose="preflight") as conn:
-        # A clear error for an unreachable server or a wrong password, before Alembic.
-        version = conn.info.server_version
-    config = alembic_config(target, migrations, options, server_version=version)
+    config = alembic_config(target, migrations, options)
     script = _script(config, migrations)
-    before = _current(config, script, target)
-    if direction == "downgrade" and not before:
-        if to is not None:
-            _known(script, to)  # an unknown revision is a usage error even here
-        out.info("nothing to roll back: the database is at base")
-        return Outcome(before, before)
-    destination = _destination(script, direction, to, steps, before)
-    if direction == "upgrade" and not _pending_to(script, before, destination):
+    if to is not None:
+        _known(script, to)  # a usage error before anything connects
+
+    def plan(run: _Run, heads: tuple[str, ...]) -> list[Any]:
+        current = sorted(heads)
+        if direction == "downgrade" and not current:
+            return []
+        destination = run.destination = _destination(script, direction, to, steps, current)
+        if direction == "upgrade" and not _pending_to(script, current, destination):
+            return []
         if dry_run:
-            return Outcome(before, before, sql=f"-- already at {destination}: nothing to apply\n")
-        out.info(f"already at {destination}: nothing to apply")
-        return Outcome(before, before)
-    if dry_run:
-        return Outcome(before, before, sql=_dry_run(target, migrations, options, direction, before, destination))
-    with run_lock(target, wait=options.wait_for_lock, out=out) as lock_pid:
-        own = {lock_pid}
-        config.attributes[OWN_PIDS_KEY] = own
+            return []
+        if direction == "upgrade":
+            return script._upgrade_revs(destination, heads)  # what alembic's command.upgrade runs
+        return script._downgrade_revs(destination, heads)
+
+    with _Run(target, migrations, config, script, options, out, plan, lock=not dry_run) as run:
+        out.info(f"migrations: {migrations.script_location} ({migrations.source})")
+        if dry_run:
+            run.env()  # read the current revision, change nothing
+            return _dry_run_outcome(run, migrations, options, direction)
         options.online.analyze_queue = []
         try:
-            _run_with_retries(target, config, script, direction, destination, options, out, own)
+            _attempts(run, direction)
         finally:
+            options.online.lock = None
             # Each table once, after all of its new indexes, even when a later step failed.
             queued, options.online.analyze_queue = options.online.analyze_queue, None
-            analyze_tables(target, queued, options.online)
-    after = _current(config, script, target)
-    out.info(f"database is at {', '.join(after) or 'base'}")
-    return Outcome(before, after)
+            if run.bound is not None:
+                analyze_tables(run.bound, queued, options.online)
+        before = run.before or []
+        if run.destination is None or (not _moved(run) and before == (run.versions() or before)):
+            if direction == "downgrade" and not before:
+                out.info("nothing to roll back: the database is at base")
+            else:
+                out.info(f"already at {run.destination or ', '.join(before) or 'base'}: nothing to apply")
+            return Outcome(before, before)
+        after = run.versions() or []
+        out.info(f"database is at {', '.join(after) or 'base'}")
+        return Outcome(before, after)
 
 
-def _run_with_retries(target: Target, config: Config, script: ScriptDirectory, direction: str, destination: str,
-                      options: RunOptions, out: Output, own: set[int]) -> None:
-    """Run Alembic; after a lock_timeout, back off (exponentially, with jitter) and try again."""
+def _moved(run: _Run) -> bool:
+    return run.tracker.ran
+
+
+def _attempts(run: _Run, direction: str) -> None:
+    """Run Alembic; after a lock_timeout, back off (exponentially, with jitter) and try again.
+
+    Nothing committed is run twice: a revision that had committed part of itself
+    (before its autocommit_block) replays only what did not commit (see Journal).
+    """
     attempt = 0
     while True:
         try:
-            with _errors(target, config, script, out) as tracker, \
-                    _intercept_concurrent(target, options.online, own, tracker):
-                getattr(command, direction)(config, destination)
-            break
+            run.env()
+            return
+        except _Restart:
+            run.before = None
+            continue
         except MigrationFailed as exc:
-            backoff = options.online.backoff
+            backoff = run.options.online.backoff
+            journal = run.state.journal
             if exc.sqlstate != "55P03" or attempt >= backoff.retries:
+                if exc.sqlstate == "55P03" and journal.partly_applied(exc.failed_revision):
+                    exc.add_note(f"revision {exc.failed_revision} is partly applied: "
+                                 f"{journal.account(exc.failed_revision)}")
                 raise
             delay = backoff.delay(attempt)
             attempt += 1
-            out.warn(f"{exc.failed_revision or 'a migration'} could not get a lock within "
-                     f"{options.online.lock_timeout_s:g}s; retrying in {delay:.1f}s "
-                     f"(attempt {attempt} of {backoff.retries})")
+            run.out.warn(f"{exc.failed_revision or 'a migration'} could not get a lock within "
+                         f"{run.state.effective_lock_timeout_ms / 1000:g}s; retrying in {delay:.1f}s "
+                         f"(attempt {attempt} of {backoff.retries})"
+                         + (" without the statements it has committed" if journal.partly_applied(
+                             exc.failed_revision) else ""))
+            journal.retry(exc.failed_revision)
+            run.tracker.running = None
             time.sleep(delay)
 
 
@@ -263,170 +438,180 @@ def _known(script: ScriptDirectory, rev: str) -> None:
     try:
         if script.get_revision(rev) is None:
             raise CommandError(rev)
-    except CommandError:
+    except (CommandError, RevisionError):
         raise ConfigError(f"unknown revision {rev!r} (see `dbtune status` for the known ones)") from None
 
 
 def _pending_to(script: ScriptDirectory, current: list[str], destination: str) -> bool:
     try:
         revs = list(script.iterate_revisions(destination, current or "base"))
-    except CommandError:
+    except (CommandError, RevisionError):
         return True  # let Alembic explain, e.g. a destination below the current revision
     return any(r.revision not in current for r in revs)
 
 
 # -- failure handling -----------------------------------------------------------
 
-class _RevisionTracker(logging.Handler):
-    """Remembers which revision Alembic is running, from its own log lines."""
+class _RevisionTracker:
+    """Which revision Alembic is running: set as Alembic takes each step from ``steps()``.
 
-    _RUNNING = re.compile(r"Running (?:upgrade|downgrade) (?P<frm>[^ ]*) -> (?P<to>[^ ,]*)")
+    Alembic pulls the steps one at a time and runs each before pulling the next,
+    so this needs no log lines (an env.py's fileConfig may silence those).
+    """
 
     def __init__(self, out: Output | None) -> None:
-        super().__init__(logging.INFO)
         self.running: str | None = None
+        self.ran = False
         self.out = out
 
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self._RUNNING.search(record.getMessage())
-        if match:
-            upgrade = "upgrade" in record.getMessage()
-            self.running = match.group("to") if upgrade else match.group("frm")
+    def follow(self, steps: list[Any]) -> Iterator[Any]:
+        for step in steps:
+            script = step.revision
+            self.running, self.ran = script.revision, True
             if self.out is not None:
-                message = record.getMessage().split(" -> ", 1)[-1]
-                self.out.info(("applying " if upgrade else "rolling back ") + f"{self.running}: "
-                              + (message.split(", ", 1)[1] if ", " in message else ""))
+                doc = (script.doc or "").splitlines()[0] if script.doc else ""
+                self.out.info(f"{'applying' if step.is_upgrade else 'rolling back'} {script.revision}: {doc}")
+            yield step
 
 
 @contextlib.contextmanager
-def _errors(target: Target, config: Config, script: ScriptDirectory | None,
-            out: Output | None = None) -> Iterator[_RevisionTracker]:
-    """Turn what Alembic, SQLAlchemy and psycopg raise into DbtuneErrors naming the revision."""
-    logger = logging.getLogger("alembic.runtime.migration")
-    tracker = _RevisionTracker(out)
-    saved = logger.level, logger.propagate
-    logger.addHandler(tracker)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def _errors(run: _Run) -> Iterator[_RevisionTracker]:
+    """Turn what env.py, a revision, Alembic, SQLAlchemy or a driver raises into one DbtuneError.
+
+    Each names the file and line or the revision, and says which revision the
+    database stays at; the traceback only with --debug (DBTUNE_DEBUG=1).
+    """
+    tracker = run.tracker
+    target = run.bound or run.target
     try:
         yield tracker
-    except CommandError as exc:
-        raise ConfigError(target.scrub(str(exc))) from None
-    except MigrationFailed as exc:
-        raise _failed(target, config, script, tracker.running, exc.message, exc.statement, exc.sqlstate) from None
+    except _Restart:
+        raise
+    except DbtuneError as exc:
+        raise _located(run, exc) from None
     except (DBAPIError, psycopg.Error) as exc:
-        # Through SQLAlchemy (Alembic's connection) the psycopg error comes wrapped;
+        # Through SQLAlchemy (Alembic's connection) the driver's error comes wrapped;
         # from dbtune's own connections (dbtune.ops) it comes as it is.
         wrapped = isinstance(exc, DBAPIError)
         orig = exc.orig if wrapped else exc
-        if (wrapped and exc.connection_invalidated) or (
-                isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None):
-            raise MigrationFailed(f"lost the connection to {target.masked}"
-                                  + (f" while running {tracker.running}" if tracker.running else "")
-                                  + f": {db.describe(orig, target)}",
-                                  revision=None, failed_revision=tracker.running) from None
-        raise _failed(target, config, script, tracker.running, db.describe(orig, target),
-                      exc.statement if wrapped else None, getattr(orig, "sqlstate", None)) from None
-    except DbtuneError as exc:
-        if tracker.running and not exc.message.startswith("revision "):
-            exc.message = f"revision {tracker.running}: {exc.message}"
-            exc.args = (exc.message,)
-        raise
-    finally:
-        logger.removeHandler(tracker)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
+        code = db.sqlstate(orig)
+        if run.bound is None and code is None and _disconnect(orig):
+            # env.py could not connect at all.
+            raise ConnectionFailed(f"cannot connect to {target.masked if target.explicit else 'the database'}"
+                                   f" that env.py uses: {db.describe(orig, target)}") from None
+        if (wrapped and exc.connection_invalidated) or (code is None and _disconnect(orig)):
+            raise _located(run, MigrationFailed(
+                f"lost the connection to {target.masked}: {db.describe(orig, target)}", revision=None,
+                failed_revision=tracker.running)) from None
+        reason = db.describe(orig, target)
+        if code == "25001":  # active_sql_transaction: a concurrent statement inside a transaction
+            reason += ("; run it inside op.get_context().autocommit_block(), as Alembic documents for "
+                       "statements that cannot run in a transaction")
+        raise _located(run, MigrationFailed(reason, revision=None, failed_revision=tracker.running,
+                                            statement=exc.statement if wrapped else None, sqlstate=code)) from None
+    except PendingRollbackError as exc:
+        raise _located(run, MigrationFailed(
+            f"lost the connection to {target.masked} ({str(exc).splitlines()[0]})", revision=None,
+            failed_revision=tracker.running)) from None
+    except (CommandError, RevisionError) as exc:
+        text = target.scrub(str(exc))
+        if isinstance(exc, ResolutionError) or "Can't locate revision" in text:
+            text += (f"; the database records a revision that {run.migrations.script_location} does not have: "
+                     "is this the right migrations directory for this database?")
+        raise _located(run, ConfigError(text)) from None
+    except Exception as exc:  # noqa: BLE001 - the project's own code: env.py, a revision, its imports
+        raise _located(run, _project_error(run, exc)) from None
 
 
-def _failed(target: Target, config: Config, script: ScriptDirectory | None, running: str | None,
-            reason: str, statement: str | None, sqlstate: str | None) -> MigrationFailed:
-    now: list[str] | None = None
-    if script is not None:
-        with contextlib.suppress(DbtuneError):
-            now = _current(config, script, target)
-    where = f"revision {running} failed" if running else "migration failed"
-    stmt = " ".join((statement or "").split())
-    if len(stmt) > 160:
-        stmt = stmt[:157] + "..."
-    at = "" if now is None else f"; the database stays at {', '.join(now) or 'base'}"
-    message = f"{where}: {reason}" + (f" [statement: {stmt}]" if stmt else "") + at
-    return MigrationFailed(message, revision=", ".join(now) if now else None, failed_revision=running,
-                           statement=statement, sqlstate=sqlstate)
+def _disconnect(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, psycopg.OperationalError) or "connection" in text and "closed" in text
 
 
-# -- a user's own concurrent index statements ------------------------------------
+def _project_error(run: _Run, exc: BaseException) -> DbtuneError:
+    """An exception from the project's Python: where it was raised, and whether a revision was running."""
+    where = _where(run.migrations, exc)
+    kind = type(exc).__name__
+    message = f"{kind}: {run.target.scrub(str(exc)).splitlines()[0] if str(exc) else kind}"
+    if run.tracker.running and not isinstance(exc, SyntaxError):
+        return MigrationFailed(f"{where}: {message}", revision=None, failed_revision=run.tracker.running)
+    return ConfigError(f"{where}: {message}; nothing was run")
 
-@contextlib.contextmanager
-def _intercept_concurrent(target: Target, options: OnlineOptions, own: set[int],
-                          tracker: _RevisionTracker) -> Iterator[None]:
-    """Route a plain Alembic migration's CREATE/DROP/REINDEX ... CONCURRENTLY through the engine.
 
-    ``op.create_index(..., postgresql_concurrently=True)`` inside
-    ``autocommit_block()`` reaches the database as one statement on Alembic's
-    connection; here it gets the same repair, blocker reporting, max-wait and
-    validity check as dbtune's own SQL files.  The engine runs it on its own
-    connection and Alembic's cursor runs a no-op in its place.  Outside an
-    autocommit block the statement is left alone, and PostgreSQL refuses it.
-    """
-    committed: dict[str | None, int] = {}  # statements each revision ran in its transaction
+def _where(migrations: Migrations, exc: BaseException) -> str:
+    """The deepest place in the project's files (else the deepest frame) the exception passed."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{_relative(migrations, exc.filename)} line {exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    root = migrations.script_location.resolve()
+    mine = [f for f in frames if _inside(f.filename, root)]
+    theirs = [f for f in frames if "site-packages" not in f.filename and not _inside(f.filename, _PACKAGE)]
+    frame = (mine or theirs or frames or [None])[-1]
+    if frame is None:
+        return str(migrations.script_location)
+    return f"{_relative(migrations, frame.filename)} line {frame.lineno}"
 
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-        raw = conn.connection.dbapi_connection
-        if not getattr(raw, "autocommit", False):
-            committed[tracker.running] = committed.get(tracker.running, 0) + 1
-            return statement, parameters
-        if not must_run_outside_transaction(statement):
-            return statement, parameters
-        # SQLAlchemy doubled every % for psycopg's placeholders: render the statement the
-        # server would have received.
-        final = psycopg.ClientCursor(raw).mogrify(statement, parameters) if parameters is not None else statement
-        st = parse_index_statement(final)
-        if st is None or not st.concurrently:
-            if re.match(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(IF\s+NOT\s+EXISTS\s+)?ON\b",
-                        strip_comments(final), re.IGNORECASE):
-                raise ConfigError("dbtune builds concurrent indexes by name, so that a failed build can be "
-                                  f"found and repaired: give this index a name [statement: {final}]")
-            # REINDEX TABLE/SCHEMA ... CONCURRENTLY, DETACH PARTITION ... CONCURRENTLY: they wait
-            # for other transactions like a build does, so no lock_timeout for them.
-            cursor.execute("SET lock_timeout = 0")
-            return statement, parameters
-        pid = raw.info.backend_pid
-        try:
-            Engine(target, options, own_pids=own | {pid}).run([st])
-        except DbtuneError as exc:
-            if committed.get(tracker.running):
-                exc.add_note(f"revision {tracker.running} had run {committed[tracker.running]} statement(s) "
-                             "before its autocommit_block(), which committed them: it is partly applied")
-            raise
-        return "SELECT 1", ()
 
-    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement is not None and must_run_outside_transaction(statement):
-            cursor.execute(set_lock_timeout(options.lock_timeout_s))
+_PACKAGE = Path(__file__).resolve().parent
 
-    event.listen(SAEngine, "before_cursor_execute", before, retval=True)
-    event.listen(SAEngine, "after_cursor_execute", after)
+
+def _inside(filename: str, root: Path) -> bool:
     try:
-        yield
-    finally:
-        event.remove(SAEngine, "before_cursor_execute", before)
-        event.remove(SAEngine, "after_cursor_execute", after)
+        Path(filename).resolve().relative_to(root)
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _relative(migrations: Migrations, filename: str) -> str:
+    """A path as the DBA knows it: from the project's alembic.ini (else the migrations' parent)."""
+    base = migrations.ini.parent if migrations.ini else migrations.script_location.parent
+    try:
+        return str(Path(filename).resolve().relative_to(base.resolve()))
+    except (ValueError, OSError):
+        return filename
+
+
+def _located(run: _Run, exc: DbtuneError) -> DbtuneError:
+    """Name the failed revision and say where the database stays (read on our own session)."""
+    if getattr(exc, "_located", False):
+        return exc
+    running = run.tracker.running
+    if running and not exc.message.startswith("revision "):
+        failed = "revision {} failed: ".format(running) if isinstance(exc, MigrationFailed) else f"revision {running}: "
+        exc.message = failed + exc.message
+    statement = getattr(exc, "statement", None)
+    if isinstance(exc, MigrationFailed) and statement and "[statement:" not in exc.message:
+        stmt = " ".join(statement.split())
+        exc.message += f" [statement: {stmt[:157] + '...' if len(stmt) > 160 else stmt}]"
+    if not isinstance(exc, ConfigError) or running:
+        now = run.versions()
+        if now is not None:
+            exc.message += f"; the database stays at {', '.join(now) or 'base'}"
+            if isinstance(exc, MigrationFailed):
+                exc.revision = ", ".join(now) or None
+    exc.args = (exc.message,)
+    exc._located = True  # type: ignore[attr-defined]
+    return exc
 
 
 # -- dry run ------------------------------------------------------------------------
 
-def _dry_run(target: Target, migrations: Migrations, options: RunOptions, direction: str,
-             current: list[str], destination: str) -> str:
+def _dry_run_outcome(run: _Run, migrations: Migrations, options: RunOptions, direction: str) -> Outcome:
+    """Alembic's offline SQL from the current revision "as of now", each statement annotated."""
+    current = run.before or []
+    destination = run.destination
+    if destination is None or (direction == "upgrade" and not _pending_to(run.script, current, destination)):
+        return Outcome(current, current, sql=f"-- as of now the database is at {', '.join(current) or 'base'}: "
+                                             "nothing to do\n")
     buffer = io.StringIO()
-    config = alembic_config(target, migrations, options, stdout=buffer)
+    config = alembic_config(run.bound or run.target, migrations, options, stdout=buffer)
     start = ",".join(current) if current else "base"
-    if direction == "upgrade" and start == "base":
-        span = destination
-    else:
-        span = f"{start}:{destination}"
-    with _errors(target, config, None):
+    span = destination if direction == "upgrade" and start == "base" else f"{start}:{destination}"
+    with _errors(run):
         getattr(command, direction)(config, span, sql=True)
-    return annotate(buffer.getvalue(), options)
+    header = f"-- as of now the database is at {', '.join(current) or 'base'}; {direction} to {destination}\n"
+    return Outcome(current, current, sql=header + annotate(buffer.getvalue(), options))
 
 
 def annotate(script_text: str, options: RunOptions) -> str:

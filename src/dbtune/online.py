@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -59,6 +60,11 @@ class OnlineOptions:
     # once at the end of a whole run (`dbtune apply` does), not after each step.
     analyze_queue: list[tuple[str, str]] | None = None
     out: Output = field(default_factory=Output)
+    # The run's lock (a locking.RunLock), checked before every build and while builds
+    # are polled; None under plain `alembic upgrade`.
+    lock: Any = None
+    # Sessions already warned about as stalling builds: once per run, not per statement.
+    warned: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -118,6 +124,12 @@ LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
 ORDER BY t.level, c.relname
 """
 
+# Index builds of other sessions on a table (CREATE INDEX and REINDEX, concurrent or not).
+_OTHER_BUILDS = """
+SELECT pid, command, phase FROM pg_stat_progress_create_index
+WHERE relid = to_regclass(%s) AND NOT pid = ANY(%s) AND pid <> pg_backend_pid()
+"""
+
 _SESSIONS = """
 SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
        extract(epoch FROM now() - xact_start)::float8, coalesce(query, '')
@@ -174,6 +186,7 @@ class Monitor:
         self._watches: dict[int, _Watch] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._lock_lost = False
         self._conn = db.connect(target, purpose="monitor")
         self._thread = threading.Thread(target=self._loop, name="dbtune-monitor", daemon=True)
         self._thread.start()
@@ -210,6 +223,7 @@ class Monitor:
                     return
 
     def _poll(self, pids: list[int]) -> None:
+        self._check_lock()
         now = time.monotonic()
         rows = self._conn.execute(_WATCH, [pids]).fetchall()
         for pid, query_start, blocking, phase, btotal, bdone, ttotal, tdone, locker in rows:
@@ -247,6 +261,17 @@ class Monitor:
                     "WHERE pid = %s AND state = 'active' AND query_start = %s", [pid, query_start]).fetchone()
                 if not cancelled:
                     watch.cancelled_for = None
+
+    def _check_lock(self) -> None:
+        """While builds run: re-take a lost lock at once; if another run has it, let the
+        running builds finish (cutting them short helps nobody) and stop before the next."""
+        if self.options.lock is None or self._lock_lost:
+            return
+        try:
+            self.options.lock.check()
+        except DbtuneError as exc:
+            self._lock_lost = True
+            self.options.out.warn(f"{exc}; the builds running now will finish, nothing more starts")
 
     def _report_progress(self, watch: _Watch, phase: str | None, btotal: int | None, bdone: int | None,
                          ttotal: int | None, tdone: int | None, now: float) -> None:
@@ -408,6 +433,8 @@ class Engine:
         return conn
 
     def _run_one(self, st: IndexStatement, monitor: Monitor, conn: psycopg.Connection) -> BuildResult:
+        if self.options.lock is not None:
+            self.options.lock.check()  # never start a build without the run's lock
         started = time.monotonic()
         # Name the statement in pg_stat_activity, for a DBA watching the server.
         conn.execute(sql.SQL("SET application_name = {}").format(
@@ -436,9 +463,7 @@ class Engine:
         repaired = self._drop_leftovers(conn, table, st.name, monitor, st, include_self=True)
         existing = index_info(conn, table[0], st.name)
         if existing is not None and existing.valid:
-            if (existing.table_schema, existing.table) != table:
-                raise DbtuneError(f"{st.label}: an index of that name already exists on "
-                                  f"{existing.table_schema}.{existing.table}", statement=st.sql)
+            self._same_index(conn, st, table, existing)
             return BuildResult(st, "present", repaired=repaired)
         if not self._execute(conn, st, monitor, table):
             return BuildResult(st, "built", repaired=repaired)
@@ -552,6 +577,9 @@ class Engine:
         """Drop INVALID indexes named ``name`` (or its REINDEX CONCURRENTLY leftovers)."""
         schema = table[0]
         invalid = self._leftovers(conn, table, name, include_self)
+        if invalid:
+            self._wait_for_other_builds(conn, table, st)
+            invalid = self._leftovers(conn, table, name, include_self)  # its build may have finished it
         for leftover in invalid:
             self.out.warn(f"{schema}.{leftover} is INVALID (left by a failed build); dropping it concurrently")
             drop = IndexStatement(sql=sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
@@ -602,6 +630,70 @@ class Engine:
             timer.cancel()
             monitor.unwatch(pid)
 
+    def _same_index(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
+                    existing: IndexInfo) -> None:
+        """Keep an existing valid index of the requested name only if it is the requested index.
+
+        The server says what each is: the requested definition is built on an empty
+        temporary copy of the table (in a transaction that is rolled back, so nothing
+        stays; LIKE takes only ACCESS SHARE on the table, bounded by lock_timeout) and
+        both are compared as pg_get_indexdef prints them, past the names.
+        """
+        if (existing.table_schema, existing.table) != table:
+            raise DbtuneError(f"{st.label}: an index of that name already exists on "
+                              f"{existing.table_schema}.{existing.table}", statement=st.sql)
+        have = conn.execute("SELECT pg_get_indexdef(%s)", [existing.oid]).fetchone()[0]  # type: ignore[index]
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(set_lock_timeout(self.options.lock_timeout_s))
+                conn.execute(sql.SQL("CREATE TEMPORARY TABLE dbtune_probe (LIKE {}) ON COMMIT DROP").format(
+                    _ident(*table)))
+                probe = retarget(st, "dbtune_probe_index", ("pg_temp", "dbtune_probe"), concurrently=False,
+                                 only=False)
+                conn.execute(probe.sql)  # type: ignore[arg-type]
+                wanted = conn.execute("SELECT pg_get_indexdef('pg_temp.dbtune_probe_index'::regclass)").fetchone()[0]  # type: ignore[index]  # noqa: E501
+        except psycopg.Error as exc:
+            self.out.warn(f"{st.label} exists and is valid; could not compare it with the migration's definition "
+                          f"({db.describe(exc, self.target)}), so it is kept as it is")
+            return
+        if _definition(have) == _definition(wanted):
+            return
+        asked = re.sub(r"(?i)^(CREATE (UNIQUE )?INDEX )dbtune_probe_index ON \S+", lambda m: m.group(1) + st.name
+                       + f" ON {table[0]}.{table[1]}", wanted)
+        words = f"{st.label} already exists with another definition: it is `{have}`, the migration asks for `{asked}`"
+        if re.search(r"\bIF\s+NOT\s+EXISTS\b", st.sql, re.IGNORECASE):
+            self.out.warn(f"{words}; kept, because the statement says IF NOT EXISTS")
+            return
+        raise DbtuneError(f"{words}: rename or drop the existing index, or change the migration", statement=st.sql)
+
+    def _wait_for_other_builds(self, conn: psycopg.Connection, table: tuple[str, str], st: IndexStatement) -> None:
+        """Never drop an INVALID index another session is still building: wait for its build first.
+
+        An INVALID index is also what a build in progress looks like; a second run
+        that dropped it would deadlock with (or wait on) the first.  Any build on the
+        table counts, since DROP INDEX CONCURRENTLY would wait for it anyway.
+        """
+        started = time.monotonic()
+        announced: set[int] = set()
+        while True:
+            rows = conn.execute(_OTHER_BUILDS, [_ident(*table).as_string(conn), list(self.own_pids)]).fetchall()
+            if not rows:
+                return
+            waited = time.monotonic() - started
+            blockers = _blockers(conn, [r[0] for r in rows])
+            for pid, command, phase in rows:
+                if pid not in announced:
+                    announced.add(pid)
+                    self.out.warn(f"{st.label}: pid {pid} is running {command} on {table[0]}.{table[1]} ({phase}); "
+                                  "waiting for it to finish before touching the INVALID index left there")
+            if self.options.max_wait is not None and waited >= self.options.max_wait:
+                raise BuildBlocked(f"{st.label}: gave up after waiting {waited:.0f}s (--max-wait) for "
+                                   f"{'; '.join(b.describe() for b in blockers)}, which is still building on "
+                                   f"{table[0]}.{table[1]}", index=st.label, blockers=blockers, waited_s=waited)
+            if self.options.lock is not None:
+                self.options.lock.check()
+            time.sleep(self.options.poll_interval)
+
     # -- checks around builds -----------------------------------------------
 
     def _preflight(self, conn: psycopg.Connection) -> None:
@@ -611,6 +703,9 @@ class Engine:
                           "(fixed in 14.4): upgrade, or REINDEX the indexes built on this server")
         rows = conn.execute(_STALLERS, [list(self.own_pids), self.options.old_transaction_s]).fetchall()
         for r in rows:
+            if r[0] in self.options.warned:
+                continue
+            self.options.warned.add(r[0])
             blocker = Blocker(pid=r[0], application=r[1], state=r[2], xact_age_s=r[3], query=r[4])
             self.out.warn(f"a concurrent build waits for every older transaction; this one may stall it: "
                           f"{blocker.describe()}")
@@ -643,9 +738,7 @@ class Engine:
         """
         existing = index_info(conn, table[0], st.name)
         if existing is not None and existing.valid:
-            if (existing.table_schema, existing.table) != table:
-                raise DbtuneError(f"{st.label}: an index of that name already exists on "
-                                  f"{existing.table_schema}.{existing.table}", statement=st.sql)
+            self._same_index(conn, st, table, existing)
             return BuildResult(st, "present")
         index_of: dict[tuple[str, str], str] = {}
         repaired: list[str] = []
@@ -661,8 +754,17 @@ class Engine:
                 self.out.info(f"{part.label}: {'built' if done.outcome == 'built' else 'already valid, kept'} "
                               f"in {time.monotonic() - started:.1f}s (partition of {table[0]}.{table[1]})")
             else:
-                only = retarget(st, name, (schema, rel), concurrently=False, only=True)
-                self._locked(conn, only.sql, st)
+                left = index_info(conn, schema, name)
+                if left is not None and (left.table_schema, left.table) != (schema, rel):
+                    raise DbtuneError(f"{schema}.{name}: an index of that name already exists on "
+                                      f"{left.table_schema}.{left.table}", statement=st.sql)
+                if left is None:
+                    only = retarget(st, name, (schema, rel), concurrently=False, only=True)
+                    self._locked(conn, only.sql, st)
+                elif not left.valid:
+                    # Left by a run that failed part way: INVALID until every partition's index is
+                    # attached, which the attaches below finish.
+                    self.out.info(f"{schema}.{name}: INVALID, left by an earlier run; attaching what it lacks")
             if level > 0:
                 self._locked(conn, sql.SQL("ALTER INDEX {} ATTACH PARTITION {}").format(
                     _ident(parent_schema, index_of[(parent_schema, parent)]), _ident(schema, name)), st)
@@ -693,6 +795,12 @@ class Engine:
                 time.sleep(delay)
             finally:
                 conn.execute("SET lock_timeout = 0")
+
+
+def _definition(indexdef: str) -> tuple[bool, str]:
+    """Uniqueness and everything from USING on: what an index is, without its name and table."""
+    unique = indexdef.upper().startswith("CREATE UNIQUE")
+    return unique, indexdef.split(" USING ", 1)[-1]
 
 
 def _partition_index_name(name: str, partition: str) -> str:

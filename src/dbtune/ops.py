@@ -21,6 +21,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from . import db, drivers
 from .errors import DbtuneError
 from .online import Engine, OnlineOptions
 from .resources import sql_path
@@ -81,9 +82,13 @@ def _run_online(statements: list[IndexStatement]) -> None:
         return
     options, own = _run_options()
     bind = op.get_bind()
-    target = Target(url=bind.engine.url, source="migration connection")
+    # dbtune's own sessions reach the migration's database with psycopg, whatever driver
+    # env.py uses, and resolve names with the migration connection's search_path.
+    raw = drivers.dbapi(bind)
+    target = Target.from_engine_url(bind.engine.url, source="migration connection").with_session(
+        search_path=drivers.search_path(raw))
     with migration.autocommit_block():
-        pid = bind.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+        pid = drivers.backend_pid(bind)
         Engine(target, options, own_pids=own | {pid}).run(statements)
 
 
@@ -107,14 +112,14 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
         if name not in available:
             raise DbtuneError(f"the server has no {name} extension: install PostgreSQL's contrib modules "
                               "(Debian/Ubuntu: postgresql-contrib) on the database server")
-        installed = bind.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = %(n)s", {"n": name}).first()
+        installed = bind.execute(text("SELECT 1 FROM pg_extension WHERE extname = :n"), {"n": name}).first()
         if installed:
             continue
         try:
             with bind.begin_nested():
                 bind.exec_driver_sql(create(name))
         except DBAPIError as exc:
-            if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            if db.sqlstate(exc.orig) == psycopg.errors.InsufficientPrivilege.sqlstate:
                 raise DbtuneError(f"this role may not create the {name} extension: ask a superuser to run "
                                   f"CREATE EXTENSION {name}; in this database (or grant CREATE on it, "
                                   "for trusted extensions), then apply again") from None

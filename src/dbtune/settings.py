@@ -1,16 +1,24 @@
 """Where dbtune connects and which migrations it runs, and where each came from.
 
-Layered as a DBA expects: a command-line flag wins, then the environment
-(``DBTUNE_DATABASE_URL``, then ``DATABASE_URL``), then ``[tool.dbtune]`` in
-``pyproject.toml`` (for the migrations path), then defaults (libpq's own
-``PG*`` variables for the connection, the bundled migrations).  Every value
-remembers its source so ``dbtune status`` can print it.
+The database: ``--database-url``, then ``DBTUNE_DATABASE_URL``, then
+``DATABASE_URL``.  With none of them, a migration verb uses the database the
+project's own env.py connects to (so a project that knows its database just
+works), and the other verbs use libpq's ``PG*`` variables.
+
+The migrations are found the way Alembic finds them: ``--migrations`` (or
+``DBTUNE_MIGRATIONS``), then ``[tool.dbtune] migrations`` in
+``pyproject.toml``, then ``ALEMBIC_CONFIG``, then ``./alembic.ini``.  dbtune's
+own reference migrations run only when asked for by name (``bundled``): run
+in a team's project, dbtune must never create the reference schema there.
+Every value remembers its source so ``status`` can print it.
 """
 
 from __future__ import annotations
 
 import configparser
+import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +32,31 @@ from .errors import ConfigError
 from .resources import bundled
 
 DRIVER = "postgresql+psycopg"
+BUNDLED = "bundled"  # --migrations bundled: dbtune's reference migrations
 
 
 @dataclass(frozen=True)
 class Target:
-    """A database to connect to.  Never print ``url`` itself: use ``masked``."""
+    """A database to connect to.  Never print ``url`` itself: use ``masked``.
+
+    ``explicit`` is False when nothing named a database: a migration verb then
+    takes the database the project's env.py connects to.  ``session`` holds
+    settings every dbtune session applies after connecting (the migration
+    connection's search_path, so that dbtune resolves names as the migration does).
+    """
 
     url: URL
     source: str
+    explicit: bool = True
+    session: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, text: str, source: str) -> Target:
         text = text.strip()
+        if "://" in text and text.split("?", 1)[0].count("@") > 1:
+            # An unencoded @ in the password: any split would print part of the password.
+            raise ConfigError(f"the database URL from {source} is malformed: it has more than one '@' before the "
+                              "host (write an '@' in the password as %40)")
         try:
             if "://" in text:
                 url = make_url(text)
@@ -51,6 +72,23 @@ class Target:
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ConfigError(f"the database URL from {source} is not a PostgreSQL URL")
         return cls(url=url.set(drivername=DRIVER), source=source)
+
+    @classmethod
+    def from_engine_url(cls, url: URL, source: str) -> Target:
+        """The database a SQLAlchemy engine of any PostgreSQL driver connects to, for psycopg.
+
+        Driver-specific query arguments (asyncpg's ``ssl``, ``prepared_statement_cache_size``,
+        psycopg2's ``client_encoding``...) are not libpq's: keep only libpq's own keywords.
+        """
+        query = {k: v for k, v in url.query.items() if k in _libpq_keywords()}
+        if "ssl" in url.query and "sslmode" not in query:  # asyncpg spells sslmode "ssl"
+            query["sslmode"] = url.query["ssl"]
+        return cls(url=url.set(drivername=DRIVER, query=query), source=source)
+
+    def with_session(self, **settings: str) -> Target:
+        merged = dict(self.session)
+        merged.update(settings)
+        return Target(url=self.url, source=self.source, explicit=self.explicit, session=tuple(merged.items()))
 
     @property
     def masked(self) -> str:
@@ -76,9 +114,23 @@ class Target:
 
     def scrub(self, text: str) -> str:
         """Remove the password from a message that might echo it."""
-        if self.password:
-            text = text.replace(self.password, "***")
-        return text
+        return scrub(text, self.password)
+
+
+def scrub(text: str, password: str | None = None) -> str:
+    """Mask a known password, and the password of any URL in the text (up to its last @)."""
+    if password:
+        text = text.replace(password, "***")
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+# scheme://user:password@host: everything between "user:" and the last @ before the host.
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^\s]*@(?=[^@\s]*(?:\s|$))", re.IGNORECASE)
+
+
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults())
 
 
 def resolve_target(database_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
@@ -90,7 +142,7 @@ def resolve_target(database_url: str | None = None, environ: dict[str, str] | No
             return Target.parse(env[name], name)
     # Nothing given: an empty URL lets libpq read PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
     parts = {k: env[k] for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE") if env.get(k)}
-    return Target(url=URL.create(DRIVER), source="libpq PG* environment" + (
+    return Target(url=URL.create(DRIVER), explicit=False, source="libpq PG* environment" + (
         f" ({', '.join(sorted(parts))})" if parts else " (defaults)"))
 
 
@@ -131,33 +183,65 @@ def project_settings(start: Path | None = None) -> tuple[dict[str, Any], Path | 
     return data.get("tool", {}).get("dbtune", {}), path
 
 
-def resolve_migrations(path: str | os.PathLike[str] | None = None, start: Path | None = None) -> Migrations:
+def resolve_migrations(path: str | os.PathLike[str] | None = None, start: Path | None = None,
+                       environ: dict[str, str] | None = None) -> Migrations:
+    """The project's migrations, looked up as Alembic looks them up (see the module's docstring)."""
+    env = os.environ if environ is None else environ
+    here = (start or Path.cwd())
     if path:
-        return _migrations_at(Path(path), "--migrations")
+        return _migrations_at(path, "--migrations")
+    if env.get("DBTUNE_MIGRATIONS"):
+        return _migrations_at(env["DBTUNE_MIGRATIONS"], "DBTUNE_MIGRATIONS")
     settings, pyproject = project_settings(start)
     if "migrations" in settings and pyproject is not None:
         return _migrations_at(pyproject.parent / settings["migrations"], f"[tool.dbtune] in {pyproject.name}")
-    return Migrations(script_location=bundled("migrations"), ini=None, source="bundled")
+    if env.get("ALEMBIC_CONFIG"):
+        return _migrations_at(here / env["ALEMBIC_CONFIG"], "ALEMBIC_CONFIG")
+    if (here / "alembic.ini").is_file():
+        return _migrations_at(here / "alembic.ini", "./alembic.ini")
+    raise ConfigError("no Alembic project here (no --migrations, no [tool.dbtune] migrations in pyproject.toml, "
+                      "no ALEMBIC_CONFIG, no ./alembic.ini): pass --migrations PATH (a migrations directory or "
+                      f"its alembic.ini), or --migrations {BUNDLED} for dbtune's reference migrations")
 
 
-def _migrations_at(path: Path, source: str) -> Migrations:
-    """Accept an Alembic script directory, an alembic.ini, or a folder holding one."""
+def _migrations_at(where: str | os.PathLike[str], source: str) -> Migrations:
+    """Accept ``bundled``, an Alembic script directory, an alembic.ini, or a folder holding one."""
+    if str(where) == BUNDLED:
+        return Migrations(script_location=bundled("migrations"), ini=None,
+                          source=f"dbtune's reference migrations, from {source}")
+    path = Path(where)
     if path.is_dir() and (path / "alembic.ini").is_file() and not (path / "env.py").is_file():
         path = path / "alembic.ini"
-    if path.is_file() and path.suffix == ".ini":
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path)
-            location = parser.get("alembic", "script_location")
-        except (configparser.Error, OSError):
-            raise ConfigError(f"{path} has no [alembic] script_location") from None
-        location = location.replace("%(here)s", str(path.parent.resolve()))
-        script = Path(location) if Path(location).is_absolute() else path.parent / location
-        if not (script / "env.py").is_file():
-            raise ConfigError(f"{path} names {location}, which is not an Alembic directory (no env.py)")
-        return Migrations(script_location=script, ini=path, source=source)
+    if path.is_file():
+        return _from_ini(path, source)
     if not path.exists():
         raise ConfigError(f"migrations path {path} does not exist")
     if not (path / "env.py").is_file():
         raise ConfigError(f"{path} is not an Alembic migrations directory (no env.py, no alembic.ini)")
     return Migrations(script_location=path, ini=None, source=source)
+
+
+def _from_ini(path: Path, source: str) -> Migrations:
+    """Let Alembic itself resolve what the file names: ``package:path``, ``%(here)s``, prepend_sys_path."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    try:
+        config = Config(file_=str(path))
+        if not config.get_main_option("script_location"):
+            raise ConfigError(f"{path} has no [{config.config_ini_section}] script_location")
+        script = ScriptDirectory.from_config(config)
+    except ConfigError:
+        raise
+    except CommandError as exc:
+        raise ConfigError(f"{path} names {config.get_main_option('script_location')}, which is not an Alembic "
+                          f"directory ({exc})") from None
+    except (configparser.Error, OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    location = Path(script.dir)
+    if not (location / "env.py").is_file():
+        raise ConfigError(f"{path} names {config.get_main_option('script_location')}, which is not an Alembic "
+                          "directory (no env.py)")
+    return Migrations(script_location=location, ini=path, source=source)
+

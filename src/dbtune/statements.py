@@ -39,11 +39,22 @@ _OUTSIDE_TRANSACTION = re.compile(
     re.IGNORECASE | re.DOTALL)
 
 
+NAMEDATALEN = 64
+
+
 def unquote(ident: str) -> str:
+    """An identifier as PostgreSQL stores it: quoted kept as written, unquoted folded.
+
+    PostgreSQL folds only ASCII letters of an unquoted name (in a multi-byte database
+    encoding), so ``Índice`` is stored as ``Índice``, not ``índice`` as str.lower()
+    would have it; and it truncates a name to NAMEDATALEN - 1 bytes.
+    """
     ident = ident.strip()
     if ident.startswith('"'):
-        return ident[1:-1].replace('""', '"')
-    return ident.lower()
+        name = ident[1:-1].replace('""', '"')
+    else:
+        name = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in ident)
+    return name.encode()[:NAMEDATALEN - 1].decode(errors="ignore")
 
 
 def split_qualified(name: str) -> tuple[str | None, str]:
