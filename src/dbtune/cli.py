@@ -131,6 +131,15 @@ def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_worker
     return RunOptions(online=online, wait_for_lock=wait_for_lock)
 
 
+def _print_dry_run(out: Any, outcome: Any) -> None:
+    if outcome.sql is None:
+        return
+    out.result(outcome.sql.rstrip())
+    if outcome.errors:
+        raise DbtuneError(f"the dry run found {outcome.errors} statement(s) that would fail as written "
+                          "(marked ERROR above); nothing was changed")
+
+
 @cli.command(epilog="""\b
 Examples:
   dbtune apply                       # everything pending, up to head
@@ -149,8 +158,7 @@ def apply(to: str, database_url: str | None, migrations: str | None, dry_run: bo
     options = _run_options(out, **online)
     outcome = migrate.apply(_target(database_url), resolve_migrations(migrations), to, dry_run=dry_run,
                             options=options, out=out)
-    if outcome.sql is not None:
-        out.result(outcome.sql.rstrip())
+    _print_dry_run(out, outcome)
 
 
 @cli.command(epilog="""\b
@@ -172,8 +180,7 @@ def rollback(steps: int | None, to: str | None, database_url: str | None, migrat
     options = _run_options(out, **online)
     outcome = migrate.rollback(_target(database_url), resolve_migrations(migrations), steps=steps, to=to,
                                dry_run=dry_run, options=options, out=out)
-    if outcome.sql is not None:
-        out.result(outcome.sql.rstrip())
+    _print_dry_run(out, outcome)
 
 
 @cli.command(epilog="""\b

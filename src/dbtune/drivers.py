@@ -74,31 +74,22 @@ def backend_pid(connection: Any) -> int:
 
 
 def in_transaction_block(raw: Any) -> bool:
-    """Will the next statement on this DBAPI connection run inside a transaction block?
+    """Is a transaction open on the server for this DBAPI connection?
 
-    Autocommit (Alembic's ``autocommit_block()``) runs each statement on its own.  A
-    connection that is not in autocommit can still be outside a block: after
-    ``op.execute("COMMIT")`` psycopg2 and asyncpg believe they are in a transaction
-    and send no BEGIN, and the server is idle; psycopg 3 sends a BEGIN whenever the
-    server is idle.  libpq's transaction status (psycopg 3 and psycopg2 expose it as
-    ``info.transaction_status``) and asyncpg's ``is_in_transaction()`` say what the
-    server sees.
+    What the server sees decides, not the driver's mode: a migration that
+    committed on its own (``op.execute("COMMIT")``, ``op.get_bind().commit()``)
+    has no transaction open even though the connection is not in autocommit.
+    libpq's transaction status (psycopg 3 and psycopg2 expose it as
+    ``info.transaction_status``) and asyncpg's ``is_in_transaction()`` tell.
     """
     if getattr(raw, "autocommit", False):
         return False
-    module = type(raw).__module__
     status = getattr(getattr(raw, "info", None), "transaction_status", None)
     if status is not None:
-        if int(status) != 0:  # PQTRANS_IDLE is 0: anything else is a block (or an error in one)
-            return True
-        if module.startswith("psycopg2"):
-            return int(getattr(raw, "status", 1)) == 1  # STATUS_READY: psycopg2 sends BEGIN first
-        return True  # psycopg 3 sends BEGIN when the server is idle
+        return int(status) != 0  # PQTRANS_IDLE is 0: anything else is a block (or an error in one)
     driver = getattr(raw, "driver_connection", None)
     if driver is not None and hasattr(driver, "is_in_transaction"):
-        # SQLAlchemy's asyncpg adapter begins lazily: a block is open or about to be
-        # unless the adapter already holds one that the server has since ended.
-        return bool(driver.is_in_transaction()) or getattr(raw, "_transaction", None) is None
+        return bool(driver.is_in_transaction())
     return True
 
 

@@ -76,6 +76,7 @@ class RunLock:
         self.target, self.key, self.what, self.out = target, key, what, out
         self._mutex = threading.Lock()
         self.conn: psycopg.Connection | None = None
+        self.held_by = 0  # the backend pid of the session holding it
         self.pids: set[int] = set()  # every session that has held it for this run
 
     @property
@@ -100,7 +101,8 @@ class RunLock:
             conn.close()
             raise
         self.conn = conn
-        self.pids.add(conn.info.backend_pid)
+        self.held_by = conn.info.backend_pid
+        self.pids.add(self.held_by)
 
     def alive(self) -> bool:
         """Is the holding session still there?
@@ -125,14 +127,15 @@ class RunLock:
         with self._mutex:
             if self.alive():
                 return
-            lost = next(iter(sorted(self.pids)), None) if self.conn is None else self.conn.info.backend_pid
+            lost = self.held_by
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
             conn = db.connect(self.target, purpose="lock")
             if _try(conn, self.key):
                 self.conn = conn
-                self.pids.add(conn.info.backend_pid)
+                self.held_by = conn.info.backend_pid
+                self.pids.add(self.held_by)
                 if self.out is not None:
                     self.out.warn(f"the session holding this run's {self.what} (pid {lost}) was ended by "
                                   f"someone else; took the lock again (pid {conn.info.backend_pid})")

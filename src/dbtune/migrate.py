@@ -35,7 +35,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, PendingRollbackError
 
 from . import db, drivers
 from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed
-from .intercept import RunState, intercepted
+from .intercept import RunState, capped_lock_timeout, intercepted
 from .locking import RunLock, run_lock
 from .online import OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
@@ -77,6 +77,7 @@ class Outcome:
     before: list[str]
     after: list[str]
     sql: str | None = None  # the annotated script of a dry run
+    errors: int = 0  # statements of the dry run that would fail as written
 
 
 # -- configuration ------------------------------------------------------------
@@ -291,10 +292,14 @@ def status(target: Target, migrations: Migrations) -> Status:
             version = db.server_version(conn)
             invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
     current = run.before or []
+    try:
+        pending = _pending(script, current)
+    except (CommandError, RevisionError) as exc:
+        raise _unknown_revision(run, exc) from None
     return Status(target=run.bound.masked, target_source=run.bound.source,
                   migrations=str(migrations.script_location), migrations_source=migrations.source,
                   server_version=version, current=current, heads=sorted(script.get_heads()),
-                  pending=_pending(script, current), invalid_indexes=invalid)
+                  pending=pending, invalid_indexes=invalid)
 
 
 def _pending(script: ScriptDirectory, current: list[str]) -> list[tuple[str, str]]:
@@ -514,13 +519,17 @@ def _errors(run: _Run) -> Iterator[_RevisionTracker]:
             f"lost the connection to {target.masked} ({str(exc).splitlines()[0]})", revision=None,
             failed_revision=tracker.running)) from None
     except (CommandError, RevisionError) as exc:
-        text = target.scrub(str(exc))
-        if isinstance(exc, ResolutionError) or "Can't locate revision" in text:
-            text += (f"; the database records a revision that {run.migrations.script_location} does not have: "
-                     "is this the right migrations directory for this database?")
-        raise _located(run, ConfigError(text)) from None
+        raise _located(run, _unknown_revision(run, exc)) from None
     except Exception as exc:  # noqa: BLE001 - the project's own code: env.py, a revision, its imports
         raise _located(run, _project_error(run, exc)) from None
+
+
+def _unknown_revision(run: _Run, exc: Exception) -> ConfigError:
+    text = (run.bound or run.target).scrub(str(exc))
+    if isinstance(exc, ResolutionError) or "Can't locate revision" in text:
+        text += (f"; the database records a revision that {run.migrations.script_location} does not have: "
+                 "is this the right migrations directory for this database?")
+    return ConfigError(text)
 
 
 def _disconnect(exc: BaseException) -> bool:
@@ -611,35 +620,52 @@ def _dry_run_outcome(run: _Run, migrations: Migrations, options: RunOptions, dir
     with _errors(run):
         getattr(command, direction)(config, span, sql=True)
     header = f"-- as of now the database is at {', '.join(current) or 'base'}; {direction} to {destination}\n"
-    return Outcome(current, current, sql=header + annotate(buffer.getvalue(), options))
+    text, errors = annotate(buffer.getvalue(), options)
+    return Outcome(current, current, sql=header + text, errors=errors)
 
 
-def annotate(script_text: str, options: RunOptions) -> str:
-    """Each statement with the lock it takes, its transaction and its session settings."""
+def annotate(script_text: str, options: RunOptions) -> tuple[str, int]:
+    """Each statement with the lock it takes, where it runs and the session settings in force.
+
+    Returns the annotated script and how many statements would fail as written
+    (a statement PostgreSQL refuses inside a transaction block, outside
+    ``autocommit_block()``): the dry run and the apply agree on those.
+    """
     lines: list[str] = []
+    errors = 0
     in_tx = False
+    ran_in_tx = False  # a statement has run since BEGIN: the server has a transaction open
+    cap_ms = int(options.online.lock_timeout_s * 1000)
+    lock_timeout = f"lock_timeout={cap_ms / 1000:g}s"
     for statement in split_sql(script_text):
         body = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--")).strip()
-        comments = [line for line in statement.splitlines() if line.lstrip().startswith("--")]
-        lines.extend(comments)
+        lines.extend(line for line in statement.splitlines() if line.lstrip().startswith("--"))
         if not body:
             continue
         head = body.split(None, 1)[0].upper()
         if head in ("BEGIN", "COMMIT"):
-            in_tx = head == "BEGIN"
+            in_tx, ran_in_tx = head == "BEGIN", False
             lines.append(body + ";")
             continue
-        if must_run_outside_transaction(body):
+        if (capped := capped_lock_timeout(body, cap_ms)) is not None:
+            _, asked, effective = capped
+            lock_timeout = f"lock_timeout={effective / 1000:g}s" + (
+                f" (the migration asks for {'0, no bound' if asked == 0 else f'{asked / 1000:g}s'}; "
+                "dbtune keeps its --lock-timeout)" if asked != effective else " (the migration's own)")
+        if must_run_outside_transaction(body) and ran_in_tx:
+            errors += 1
+            lines.append("-- ERROR: this statement cannot run inside a transaction block, so the apply would fail "
+                         "here: run it inside op.get_context().autocommit_block()")
+        elif must_run_outside_transaction(body):
             session = (f"own autocommit connection; lock_timeout=0, watched (--max-wait "
                        f"{options.online.max_wait if options.online.max_wait is not None else 'none'}); "
                        f"max_parallel_maintenance_workers={options.online.maintenance_workers}")
-            where = "outside any transaction"
             extra = "; an INVALID index of the same name is dropped first, indisvalid confirmed after" \
                 if body.upper().startswith("CREATE") else ""
+            lines.append(f"-- lock: {lock_for(body)} | outside any transaction | {session}{extra}")
         else:
-            session = f"lock_timeout={options.online.lock_timeout_s:g}s, retried with backoff"
             where = "in transaction" if in_tx else "autocommit"
-            extra = ""
-        lines.append(f"-- lock: {lock_for(body)} | {where} | {session}{extra}")
+            lines.append(f"-- lock: {lock_for(body)} | {where} | {lock_timeout}, retried with backoff")
         lines.append(body + ";")
-    return "\n".join(lines) + "\n"
+        ran_in_tx = in_tx
+    return "\n".join(lines) + "\n", errors
