@@ -10,7 +10,9 @@ the same throwaway server and the same seeded data:
   run straight through psql with the same session settings;
 * maintenance workers: the writer's latency and the build time with 0 and 2
   parallel maintenance workers;
-* query speed-ups: every shipped verify check before and after the indexes.
+* query speed-ups: every shipped verify check before and after the indexes;
+* long chain: `dbtune apply` against plain `alembic upgrade head` on 300
+  small revisions (bench/chain.py; `--only chain` runs just this part).
 
 Results go to bench/results/latest.json and are printed as tables.  Targets
 are reported as met or missed; nothing here is a test assertion.
@@ -37,6 +39,8 @@ from dbtune.resources import sql_path
 from dbtune.seed import seed
 from dbtune.server import throwaway_server
 from dbtune.statements import read_index_file
+
+from .chain import chain_report, run_chain
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
@@ -132,7 +136,7 @@ def run(scale: float, rate: float) -> dict[str, object]:
     results: dict[str, object] = {"scale": scale, "writer_rate_per_s": rate}
     with throwaway_server("embedded") as server:
         dsn = server.dsn()
-        env = {**os.environ, "DBTUNE_DATABASE_URL": dsn}
+        env = {**os.environ, "DBTUNE_DATABASE_URL": dsn, "DBTUNE_MIGRATIONS": "bundled"}
         with psycopg.connect(dsn, autocommit=True) as conn:
             results["server"] = conn.execute("SHOW server_version").fetchone()[0]
         dbtune("apply", "--to", BEFORE_INDEXES, env=env)
@@ -237,12 +241,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale (1 = about 1,000,000 orders)")
     parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
+    parser.add_argument("--only", choices=["indexes", "chain"],
+                        help="run one part: the index builds and checks, or the long migration chain")
+    parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
     args = parser.parse_args()
-    results = run(args.scale, args.rate)
+    results = run(args.scale, args.rate) if args.only != "chain" else {}
+    if args.only != "indexes":
+        results["chain"] = run_chain(args.chain_rounds)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
-    print()
-    print(report(results))
+    if "write_stall" in results:
+        print()
+        print(report(results))
+    if "chain" in results:
+        print()
+        print(chain_report(results["chain"]))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ server_settings); the version table lands in each tenant's schema.
 import asyncio
 
 from alembic import context
+from app import settings
 from sqlalchemy import create_engine, pool
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from app import settings
 
 
 def run_tenant(connection) -> None:

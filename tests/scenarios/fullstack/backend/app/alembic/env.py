@@ -3,10 +3,9 @@
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 from app.core.config import settings
 from app.models import metadata
+from sqlalchemy import engine_from_config, pool
 
 config = context.config
 if config.config_file_name is not None:
