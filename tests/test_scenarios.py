@@ -167,6 +167,50 @@ def test_an_env_py_that_cannot_import_the_application_is_one_line(database: str,
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-    assert "app/alembic/env.py line 8" in line and "ModuleNotFoundError" in line and "app.core" in line, line
+    env_py = (project / "app" / "alembic" / "env.py").read_text().splitlines()
+    lineno = env_py.index("from app.core.config import settings") + 1
+    assert f"app/alembic/env.py line {lineno}" in line and "ModuleNotFoundError" in line and "app.core" in line, line
     debug = dbtune("--debug", "apply", cwd=project, env=env)
     assert "Traceback" in debug.stderr
+
+
+# -- project layouts alembic accepts ------------------------------------------------
+
+REVISION = '''from alembic import op
+
+revision = "{rev}"
+down_revision = {down}
+{extra}
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE {table} (id int)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE {table}")
+'''
+
+
+def test_package_resource_locations_and_several_version_directories(database: str, tmp_path: Path) -> None:
+    """script_location = package:path, version_locations over two folders, prepend_sys_path, %(here)s."""
+    migrations = tmp_path / "src" / "myapp" / "migrations"
+    (migrations / "versions").mkdir(parents=True)
+    (tmp_path / "src" / "myapp" / "__init__.py").write_text("")
+    (migrations / "__init__.py").write_text("")
+    shutil.copy(SCENARIOS / "broken" / "env.py", migrations / "env.py")
+    (tmp_path / "plugins").mkdir()
+    (migrations / "versions" / "l1.py").write_text(REVISION.format(rev="l1", down=None, extra="", table="base_t"))
+    (tmp_path / "plugins" / "l2.py").write_text(REVISION.format(rev="l2", down='"l1"', extra="", table="plugin_t"))
+    (tmp_path / "alembic.ini").write_text(
+        "[alembic]\nscript_location = myapp:migrations\nprepend_sys_path = src\n"
+        "version_locations = myapp:migrations/versions %(here)s/plugins\npath_separator = space\n")
+    status = dbtune("status", "--database-url", database, cwd=tmp_path)
+    assert status.exit_code == 0, status.output
+    assert "pending     2" in status.stdout and "myapp/migrations" in status.stdout
+    applied = dbtune("apply", "--database-url", database, cwd=tmp_path)
+    assert applied.exit_code == 0, applied.output
+    assert regclass(database, "plugin_t") == "plugin_t" and scalar(database, "SELECT version_num FROM "
+                                                                             "alembic_version") == "l2"
+    back = dbtune("rollback", "--to", "base", "--database-url", database, cwd=tmp_path)
+    assert back.exit_code == 0, back.output
+    assert regclass(database, "base_t") is None
