@@ -328,3 +328,23 @@ def test_a_build_after_an_explicit_commit_goes_through_the_engine_on_psycopg2(da
     assert result.exit_code == 0, result.output
     assert "public.ix_people_email: built in" in result.stdout  # repaired, watched and confirmed by dbtune
     assert index_state(database, "ix_people_email") == (True, True)
+
+
+def test_a_session_that_may_stall_builds_is_named_once_per_run(database: str, tmp_path: Path) -> None:
+    root = project(tmp_path, PEOPLE + '\nop.execute("CREATE TABLE notes (id int)")', """
+        with op.get_context().autocommit_block():
+            op.create_index("ix_people_email", "people", ["email"], postgresql_concurrently=True)
+    """, """
+        with op.get_context().autocommit_block():
+            op.create_index("ix_people_name", "people", ["full_name"], postgresql_concurrently=True)
+    """)
+    assert apply(database, root, "--to", "r1").exit_code == 0
+    idle = psycopg.connect(database, application_name="forgotten-psql")
+    idle.execute("SELECT 1")  # idle in transaction, holding no snapshot: the builds go on
+    try:
+        result = apply(database, root)
+    finally:
+        idle.close()
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("may stall it") == 1, result.stderr
+    assert "forgotten-psql" in result.stderr

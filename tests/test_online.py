@@ -188,7 +188,7 @@ def test_cli_exits_5_naming_the_blocker_and_keeps_the_revision(database: str) ->
         blocker.release()
     assert result.exit_code == 5, result.output
     assert "report-job" in result.stderr and "--max-wait" in result.stderr
-    assert "revision a2" in result.stderr
+    assert "revision a2" in result.stderr and "the database stays at a1" in result.stderr
     assert scalar(database, "SELECT version_num FROM alembic_version") == "a1"
     assert index_state(database, "ix_customers_country") is None
 
