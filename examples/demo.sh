@@ -39,6 +39,11 @@ dbtune status
 step "dbtune verify   (each index serves its query)"
 dbtune verify
 
+step "dbtune refresh   (the summary views: the first refresh populates them, the next runs CONCURRENTLY)"
+dbtune refresh
+dbtune refresh --jobs 2
+dbtune refresh --status
+
 step "dbtune verify --analyze --compare   (before and after, side by side)"
 dbtune verify --analyze --compare "$DIR/before.json"
 

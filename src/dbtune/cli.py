@@ -291,6 +291,66 @@ def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: 
         raise click.exceptions.Exit(1)
 
 
+@cli.command(epilog="""\b
+Examples:
+  dbtune refresh                          # dbtune's materialized views
+  dbtune refresh --all --jobs 2           # every materialized view in the database
+  dbtune refresh daily_revenue_summary --if-older-than 1h --quiet
+  dbtune refresh --status
+\b
+From cron (quiet on success; exit 1 if a view failed, 4 if another run held them all):
+  */15 * * * *  dbtune refresh --quiet --if-older-than 10m
+""")
+@click.argument("views", nargs=-1, metavar="[VIEW]...")
+@click.option("--all", "all_views", is_flag=True, help="Every materialized view in the database, a team's own too.")
+@click.option("--no-blocking", is_flag=True,
+              help="Fail a view that can only be refreshed in a way that blocks its readers, instead of doing it.")
+@click.option("--if-older-than", metavar="AGE", help="Skip views refreshed more recently (90s, 30m, 1h, 2d).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Cancel a refresh that runs longer.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Refreshes at once, of views that read no table in common.")
+@click.option("--keep", type=click.IntRange(1), default=100, show_default=True,
+              help="History rows kept per view in dbtune.refresh_history.")
+@click.option("--status", "show_status", is_flag=True, help="Show each view's last refresh instead of refreshing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="Nothing on success; warnings and errors on stderr.")
+@connection_options
+def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older_than: str | None,
+            timeout: float | None, jobs: int, keep: int, show_status: bool, fmt: str, quiet: bool,
+            database_url: str | None) -> None:
+    """Refresh materialized views, CONCURRENTLY whenever possible, from cron or by hand."""
+    from . import refresh as r
+    from .errors import LockBusy
+
+    out = _output(quiet)
+    target = _target(database_url)
+    if show_status:
+        rows = r.status(target, list(views) or None, all_views=all_views)
+        if fmt == "json":
+            out.json(rows)
+            return
+        out.table([[row["view"], "yes" if row["populated"] else "no", row["last_refresh"] or "never",
+                    r.age_text(row["age_s"]), "-" if row["duration_s"] is None else f"{row['duration_s']:g}s",
+                    "-" if row["rows"] is None else f"{row['rows']:,}",
+                    "yes" if row["concurrently"] else f"no: {row['why_not']}"] for row in rows],
+                  headers=["view", "populated", "last refresh", "age", "took", "rows", "concurrently"])
+        for row in rows:
+            for warning in row["warnings"]:
+                out.warn(f"{row['view']}: {warning}")
+        return
+    options = r.Options(no_blocking=no_blocking, if_older_than_s=r.parse_age(if_older_than) if if_older_than
+                        else None, timeout_s=timeout, jobs=jobs, keep=keep)
+    results = r.refresh(target, list(views) or None, all_views=all_views, options=options, out=out)
+    if fmt == "json":
+        out.json([r.as_dict(x) for x in results])
+    failed = [x for x in results if x.outcome == "failed"]
+    if failed:
+        raise DbtuneError(f"{len(failed)} of {len(results)} view(s) not refreshed: "
+                          + "; ".join(f"{x.view}: {x.message}" for x in failed))
+    if results and all(x.locked for x in results):
+        raise LockBusy("every view is being refreshed by another run; nothing done")
+
+
 @cli.group(epilog="""\b
 Example:
   export DBTUNE_DATABASE_URL="$(dbtune sandbox start)"; dbtune apply; dbtune sandbox stop

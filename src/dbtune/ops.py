@@ -26,7 +26,7 @@ from .errors import DbtuneError
 from .online import Engine, OnlineOptions
 from .resources import sql_path
 from .settings import Target
-from .statements import IndexStatement, read_index_file, split_sql
+from .statements import IndexStatement, parse_index_statement, read_index_file, split_sql
 
 # config.attributes key under which `dbtune apply` passes its run options.
 OPTIONS_KEY = "dbtune.online"
@@ -90,6 +90,46 @@ def _run_online(statements: list[IndexStatement]) -> None:
     with migration.autocommit_block():
         pid = drivers.backend_pid(bind)
         Engine(target, options, own_pids=own | {pid}).run(statements)
+
+
+def view_path(name: str) -> Path:
+    return _path(name if name.endswith(".sql") else f"views/{name}.sql")
+
+
+def view_statements(name: str) -> tuple[list[str], list[IndexStatement]]:
+    """A sql/views file: its transactional statements, and its index builds (for the engine)."""
+    path = view_path(name)
+    plain, indexes = [], []
+    for statement in split_sql(path.read_text()):
+        st = parse_index_statement(statement, source=path.name)
+        if st is not None and st.concurrently:
+            indexes.append(st)
+        else:
+            plain.append(statement)
+    return plain, indexes
+
+
+def create_materialized_views(*names: str) -> None:
+    """Create each sql/views file's materialized view, then build its unique index online.
+
+    The views are created WITH NO DATA: populating them here would hold the
+    migration for as long as the query takes on a large database, so the first
+    `dbtune refresh` populates them.
+    """
+    builds: list[IndexStatement] = []
+    for name in names:
+        plain, indexes = view_statements(name)
+        for statement in plain:
+            op.execute(text(statement.replace(":", r"\:")))
+        builds += indexes
+    _run_online(builds)  # autocommit_block(): the views above commit first
+
+
+def drop_materialized_views(*names: str) -> None:
+    """DROP MATERIALIZED VIEW, newest first; a brief ACCESS EXCLUSIVE on the view, under lock_timeout."""
+    for name in reversed(names):
+        view = Path(view_path(name)).stem
+        op.execute(text(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(sql.Identifier(view)).as_string()))
 
 
 def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:

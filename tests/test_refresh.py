@@ -1,0 +1,199 @@
+"""`dbtune refresh`: concurrently when possible, cron-safe, with a history PostgreSQL does not keep."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import zlib
+
+import psycopg
+import pytest
+
+from dbtune.refresh import _LOCK_BASE
+from tests.fix_cli import ROOT, run_cli, scalar
+from tests.test_online import wait_until
+
+
+def execute(database: str, statement: str) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def views(database: str) -> str:
+    """A table and four views over it: keyed (concurrent), unkeyed (plain), slow ones of each, one that can fail."""
+    execute(database, """
+        CREATE TABLE readings (id int PRIMARY KEY, v int NOT NULL);
+        INSERT INTO readings SELECT i, 1 + i % 7 FROM generate_series(1, 1000) i;
+        CREATE MATERIALIZED VIEW keyed AS SELECT v, count(*) AS n FROM readings GROUP BY v;
+        CREATE UNIQUE INDEX keyed_v ON keyed (v);
+        CREATE MATERIALIZED VIEW unkeyed AS SELECT v, count(*) AS n FROM readings GROUP BY v;
+        CREATE MATERIALIZED VIEW slow_keyed AS
+            SELECT r.v, count(*) AS n FROM readings r CROSS JOIN (SELECT pg_sleep(1.5)) s GROUP BY r.v WITH NO DATA;
+        CREATE UNIQUE INDEX slow_keyed_v ON slow_keyed (v);
+        CREATE MATERIALIZED VIEW slow_unkeyed AS
+            SELECT r.v, count(*) AS n FROM readings r CROSS JOIN (SELECT pg_sleep(1.5)) s GROUP BY r.v WITH NO DATA;
+        CREATE MATERIALIZED VIEW ratios AS SELECT id, 100 / v AS r FROM readings;
+        CREATE UNIQUE INDEX ratios_id ON ratios (id);
+    """)
+    return database
+
+
+def refresh(database: str, *args: str):
+    return run_cli("refresh", "--database-url", database, *args)
+
+
+def reader_waits_during(database: str, view: str) -> tuple[bool, int]:
+    """Refresh ``view`` while a reader queries it in a loop: (was the reader ever blocked by a lock, reads done)."""
+    reader = psycopg.connect(database, autocommit=True)
+    reader_pid = reader.info.backend_pid
+    stop = threading.Event()
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            reader.execute(f"SELECT count(*) FROM {view}")  # noqa: S608 - a fixed test name
+            reads[0] += 1
+
+    result: list[object] = []
+    refresher = threading.Thread(target=lambda: result.append(refresh(database, view)))
+    reading = threading.Thread(target=read)
+    reading.start()
+    refresher.start()
+    blocked = False
+    with psycopg.connect(database, autocommit=True) as watcher:
+        wait_until(lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                           "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
+                   what="the refresh to start")
+        reads_at_start = reads[0]
+        while refresher.is_alive():
+            waiting = watcher.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [reader_pid]).fetchone()[0]
+            blocked = blocked or bool(waiting)
+            refresher.join(timeout=0.05)
+    stop.set()
+    reading.join(timeout=30)
+    reader.close()
+    assert result and result[0].exit_code == 0, result  # type: ignore[union-attr]
+    return blocked, reads[0] - reads_at_start
+
+
+def test_readers_read_through_a_concurrent_refresh_and_wait_for_a_plain_one(views: str) -> None:
+    assert refresh(views, "slow_keyed", "slow_unkeyed").exit_code == 0  # first population
+    blocked, reads = reader_waits_during(views, "slow_keyed")
+    assert not blocked and reads > 0, (blocked, reads)
+    blocked, _ = reader_waits_during(views, "slow_unkeyed")
+    assert blocked
+
+
+def test_first_refresh_populates_then_refreshes_concurrently(views: str) -> None:
+    first = refresh(views, "slow_keyed")
+    assert first.exit_code == 0, first.output
+    assert "populated plain" in first.stdout and "CONCURRENTLY needs a populated view" in first.stdout
+    assert scalar(views, "SELECT sum(n) FROM slow_keyed") == 1000
+    again = refresh(views, "slow_keyed")
+    assert "refreshed concurrently" in again.stdout
+
+
+def test_a_view_without_a_unique_index_falls_back_with_a_warning_or_fails_under_no_blocking(views: str) -> None:
+    result = refresh(views, "unkeyed", "keyed")
+    assert result.exit_code == 0, result.output
+    assert "public.unkeyed: refreshing without CONCURRENTLY because it has no unique index" in result.stderr
+    strict = refresh(views, "unkeyed", "keyed", "--no-blocking")
+    assert strict.exit_code == 1, strict.output
+    assert "public.unkeyed" in strict.stderr and "--no-blocking" in strict.stderr
+    assert "public.keyed: refreshed concurrently" in strict.stdout  # the others go on
+
+
+def test_a_view_another_run_is_refreshing_is_skipped(views: str) -> None:
+    holder = psycopg.connect(views, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", [_LOCK_BASE | zlib.crc32(b"public.keyed")])
+    try:
+        both = refresh(views, "keyed", "unkeyed")
+        alone = refresh(views, "keyed")
+    finally:
+        holder.close()
+    assert both.exit_code == 0, both.output
+    assert "public.keyed: skipped" in both.stdout and "is refreshing it now" in both.stdout
+    assert alone.exit_code == 4, alone.output
+
+
+def test_if_older_than_skips_fresh_views(views: str) -> None:
+    assert refresh(views, "keyed").exit_code == 0
+    skipped = refresh(views, "keyed", "--if-older-than", "1h")
+    assert skipped.exit_code == 0 and "skipped, refreshed" in skipped.stdout
+    assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.keyed'") == 1
+    assert refresh(views, "keyed", "--if-older-than", "0s").exit_code == 0
+    assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.keyed'") == 2
+
+
+def test_history_records_success_and_failure(views: str) -> None:
+    assert refresh(views, "ratios").exit_code == 0
+    execute(views, "INSERT INTO readings VALUES (5000, 0)")  # new data that divides by zero
+    failed = refresh(views, "ratios")
+    assert failed.exit_code == 1, failed.output
+    assert "division by zero" in failed.stderr and "keeps its previous contents" in failed.stderr
+    assert "Traceback" not in failed.output
+    rows = scalar(views, "SELECT string_agg(outcome || ':' || coalesce(error, '-'), ',' ORDER BY id) "
+                         "FROM dbtune.refresh_history WHERE view_name = 'public.ratios'")
+    assert rows == "refreshed:-,failed:division by zero", rows
+    assert scalar(views, "SELECT count(*) FROM ratios") == 1000  # the previous contents
+
+
+def test_unknown_views_are_one_line_errors(views: str) -> None:
+    for name in ("nope", "readings"):
+        result = refresh(views, name)
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and "not a materialized view" in result.stderr
+
+
+def test_status_shows_each_views_last_refresh(views: str) -> None:
+    assert refresh(views, "keyed").exit_code == 0
+    result = run_cli("refresh", "--database-url", views, "--all", "--status", "--format", "json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = {row["view"]: row for row in json.loads(result.stdout)}
+    assert rows["public.keyed"]["rows"] == 7 and rows["public.keyed"]["concurrently"] is True
+    assert rows["public.slow_keyed"]["populated"] is False and rows["public.slow_keyed"]["last_refresh"] is None
+    assert rows["public.unkeyed"]["concurrently"] is False and "no unique index" in rows["public.unkeyed"]["why_not"]
+
+
+def test_history_is_pruned_to_keep(views: str) -> None:
+    for _ in range(3):
+        assert refresh(views, "keyed", "--keep", "2").exit_code == 0
+    assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.keyed'") == 2
+
+
+def test_the_documented_crontab_line_runs_quietly(views: str) -> None:
+    docs = (ROOT / "docs" / "refresh.md").read_text()
+    [line] = [x for x in docs.splitlines() if re.match(r"^[*/0-9,-]+ [*/0-9,-]+ \S+ \S+ \S+ DBTUNE_DATABASE_URL=", x)]
+    command = line.split(None, 5)[5]
+    command = re.sub(r"DBTUNE_DATABASE_URL=\S+", f"DBTUNE_DATABASE_URL='{views}'", command)
+    env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", command.replace("dbtune refresh", "dbtune refresh --all", 1)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # cron mails nothing on success
+    assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history") >= 5
+
+
+def test_the_reference_views_refresh_from_the_reference_schema(database: str) -> None:
+    env = {"DBTUNE_MIGRATIONS": "bundled"}
+    assert run_cli("apply", "--database-url", database, "--to", "0002", env=env).exit_code == 0
+    assert run_cli("seed", "--database-url", database, "--scale", "0.01", "--quiet").exit_code == 0
+    applied = run_cli("apply", "--database-url", database, env=env)
+    assert applied.exit_code == 0, applied.output
+    first = run_cli("refresh", "--database-url", database)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.count("populated plain") == 3
+    assert scalar(database, "SELECT sum(order_count) FROM daily_revenue_summary") == \
+        scalar(database, "SELECT count(*) FROM orders")
+    assert scalar(database, "SELECT count(*) FROM vendor_performance_summary") == \
+        scalar(database, "SELECT count(*) FROM vendors")
+    second = run_cli("refresh", "--database-url", database, "--jobs", "2")
+    assert second.exit_code == 0 and second.stdout.count("refreshed concurrently") == 3, second.output
+    back = run_cli("rollback", "--database-url", database, env=env)
+    assert back.exit_code == 0, back.output
+    assert scalar(database, "SELECT count(*) FROM pg_matviews") == 0
