@@ -168,7 +168,8 @@ def test_history_is_pruned_to_keep(views: str) -> None:
 
 def test_the_documented_crontab_line_runs_quietly(views: str) -> None:
     docs = (ROOT / "docs" / "refresh.md").read_text()
-    [line] = [x for x in docs.splitlines() if re.match(r"^[*/0-9,-]+ [*/0-9,-]+ \S+ \S+ \S+ DBTUNE_DATABASE_URL=", x)]
+    [line] = [x for x in docs.splitlines()
+              if re.match(r"^[*/0-9,-]+ [*/0-9,-]+ \S+ \S+ \S+ DBTUNE_DATABASE_URL=\S+ dbtune refresh", x)]
     command = line.split(None, 5)[5]
     command = re.sub(r"DBTUNE_DATABASE_URL=\S+", f"DBTUNE_DATABASE_URL='{views}'", command)
     env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}"}

@@ -351,6 +351,50 @@ def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older
         raise LockBusy("every view is being refreshed by another run; nothing done")
 
 
+@cli.command(epilog="""\b
+Examples:
+  dbtune maintain --dry-run            # what would be done now, and why
+  dbtune maintain --quiet              # from cron: nothing on success
+  dbtune maintain --only reindex --bloat-pct 40 --bloat-min-mb 500 --max-wait 300
+""")
+@click.option("--dry-run", is_flag=True, help="List each step and its reason; change nothing.")
+@click.option("--only", type=click.Choice(["analyze", "reindex"]), help="Run one kind of step.")
+@click.option("--stale-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+              help="ANALYZE a table once this fraction of its rows changed since the last analyze.")
+@click.option("--bloat-pct", type=click.FloatRange(0, 100), default=30.0, show_default=True,
+              help="Rebuild a btree index whose estimated bloat is at least this share of it...")
+@click.option("--bloat-min-mb", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="...and at least this large.")
+@click.option("--max-wait", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Give up a rebuild that waits this long on another session (default: wait).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0.05), default=2.0, show_default=True, metavar="SECONDS",
+              help="Longest wait for ANALYZE's lock; a table that stays locked is left to autovacuum.")
+@click.option("--no-progress", is_flag=True, help="No progress lines for index rebuilds.")
+@click.option("--quiet", "-q", is_flag=True, help="Nothing on success; warnings and errors on stderr.")
+@connection_options
+def maintain(dry_run: bool, only: str | None, stale_fraction: float, bloat_pct: float, bloat_min_mb: float,
+             max_wait: float | None, lock_timeout: float, no_progress: bool, quiet: bool,
+             database_url: str | None) -> None:
+    """ANALYZE stale tables, rebuild INVALID and bloated indexes concurrently; never VACUUM FULL or CLUSTER."""
+    from . import maintain as m
+    from .online import OnlineOptions
+
+    out = _output(quiet, no_progress)
+    options = m.Options(only=only, stale_fraction=stale_fraction, bloat_pct=bloat_pct,
+                        bloat_min_bytes=int(bloat_min_mb * 1024 * 1024),
+                        online=OnlineOptions(max_wait=max_wait, lock_timeout_s=lock_timeout, out=out))
+    target = _target(database_url)
+    if dry_run:
+        steps = m.plan(target, options)
+        for step in steps:
+            out.result(f"would {step.describe()}" if step.action != "leave alone" else f"would leave alone "
+                       f"{step.relation}: {step.reason}")
+        if not steps:
+            out.result("nothing to do: statistics are fresh and every index is valid and lean")
+        return
+    m.maintain(target, options, out)
+
+
 @cli.group(epilog="""\b
 Example:
   export DBTUNE_DATABASE_URL="$(dbtune sandbox start)"; dbtune apply; dbtune sandbox stop
