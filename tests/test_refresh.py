@@ -195,6 +195,6 @@ def test_the_reference_views_refresh_from_the_reference_schema(database: str) ->
         scalar(database, "SELECT count(*) FROM vendors")
     second = run_cli("refresh", "--database-url", database, "--jobs", "2")
     assert second.exit_code == 0 and second.stdout.count("refreshed concurrently") == 3, second.output
-    back = run_cli("rollback", "--database-url", database, env=env)
+    back = run_cli("rollback", "--database-url", database, "--to", "0006", env=env)
     assert back.exit_code == 0, back.output
     assert scalar(database, "SELECT count(*) FROM pg_matviews") == 0
