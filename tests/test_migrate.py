@@ -108,8 +108,9 @@ def test_dry_run_prints_sql_with_locks_and_changes_nothing(database: str) -> Non
     result = run_cli("apply", "--database-url", database, *OWN, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_customers_country" in result.stdout
-    assert "-- lock: SHARE UPDATE EXCLUSIVE (writes continue) | outside any transaction" in result.stdout
-    assert "-- lock: ACCESS EXCLUSIVE" in result.stdout  # the ALTER TABLE of a3
+    assert "-- lock: SHARE UPDATE EXCLUSIVE on customers (reads and writes continue" in result.stdout
+    assert "| outside any transaction" in result.stdout
+    assert "-- lock: ACCESS EXCLUSIVE on customers (waits for every open transaction" in result.stdout  # a3's ALTER
     assert current_or_none(database) is None
 
 

@@ -41,7 +41,8 @@ from .online import OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
-from .statements import lock_for, must_run_outside_transaction, split_sql
+from .locks import describe as lock_label
+from .statements import must_run_outside_transaction, split_sql
 
 
 @dataclass
@@ -662,10 +663,10 @@ def annotate(script_text: str, options: RunOptions) -> tuple[str, int]:
                        f"max_parallel_maintenance_workers={options.online.maintenance_workers}")
             extra = "; an INVALID index of the same name is dropped first, indisvalid confirmed after" \
                 if body.upper().startswith("CREATE") else ""
-            lines.append(f"-- lock: {lock_for(body)} | outside any transaction | {session}{extra}")
+            lines.append(f"-- lock: {lock_label(body)} | outside any transaction | {session}{extra}")
         else:
             where = "in transaction" if in_tx else "autocommit"
-            lines.append(f"-- lock: {lock_for(body)} | {where} | {lock_timeout}, retried with backoff")
+            lines.append(f"-- lock: {lock_label(body)} | {where} | {lock_timeout}, retried with backoff")
         lines.append(body + ";")
         ran_in_tx = in_tx
     return "\n".join(lines) + "\n", errors

@@ -1,10 +1,7 @@
-"""What a SQL statement is, as far as safety goes: the lock it takes and whether it
-may run inside a transaction.
+"""Index statements the online engine runs, and statements that must run outside a transaction.
 
-Used by ``--dry-run`` to annotate each statement and by the online engine to
-recognise the index statements it must run on its own connection.  The lock
-levels follow the PostgreSQL documentation's "Explicit Locking" table
-(https://www.postgresql.org/docs/current/explicit-locking.html).
+The online engine recognises the CREATE/DROP/REINDEX INDEX statements it must
+run on its own connection; the lock each statement takes is ``locks.py``'s.
 """
 
 from __future__ import annotations
@@ -149,40 +146,6 @@ def read_index_file(path: Path) -> IndexStatement:
     if found.verb != "create" or not found.concurrently:
         raise ConfigError(f"{path.name}: index files must use CREATE INDEX CONCURRENTLY")
     return found
-
-
-# Lock levels, weakest first.  "writes continue" marks the levels that do not
-# conflict with INSERT/UPDATE/DELETE (ROW EXCLUSIVE).
-_LOCK_RULES: list[tuple[str, str]] = [
-    (r"^(BEGIN|COMMIT|ROLLBACK|SET|RESET|SHOW)\b", "none"),
-    (r"^CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
-    (r"^CREATE\s+(UNIQUE\s+)?INDEX\b", "SHARE (blocks writes for the whole build)"),
-    (r"^DROP\s+INDEX\s+CONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
-    (r"^DROP\s+INDEX\b", "ACCESS EXCLUSIVE on the table (brief)"),
-    (r"^REINDEX\b.*\bCONCURRENTLY\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
-    (r"^REINDEX\b", "SHARE (blocks writes for the whole rebuild)"),
-    (r"^REFRESH\s+MATERIALIZED\s+VIEW\s+CONCURRENTLY\b", "EXCLUSIVE on the view (reads continue)"),
-    (r"^REFRESH\s+MATERIALIZED\s+VIEW\b", "ACCESS EXCLUSIVE on the view"),
-    (r"^CREATE\s+(MATERIALIZED\s+VIEW|TABLE\s+\S+\s+AS)\b", "ACCESS SHARE on the tables it reads"),
-    (r"^CREATE\s+(OR\s+REPLACE\s+)?(TABLE|SCHEMA|SEQUENCE|TYPE|DOMAIN|EXTENSION|FUNCTION|PROCEDURE)\b",
-     "none on existing tables"),
-    (r"^CREATE\s+(OR\s+REPLACE\s+)?VIEW\b", "ACCESS EXCLUSIVE on the view (brief)"),
-    (r"^(DROP|TRUNCATE)\b", "ACCESS EXCLUSIVE (brief)"),
-    (r"^ALTER\s+TABLE\b.*\bVALIDATE\s+CONSTRAINT\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
-    (r"^ALTER\b", "ACCESS EXCLUSIVE (brief, bounded by lock_timeout)"),
-    (r"^(ANALYZE|VACUUM)\b", "SHARE UPDATE EXCLUSIVE (writes continue)"),
-    (r"^COMMENT\b", "SHARE UPDATE EXCLUSIVE"),
-    (r"^(INSERT|UPDATE|DELETE|MERGE|COPY)\b", "ROW EXCLUSIVE"),
-    (r"^(SELECT|WITH)\b", "ACCESS SHARE"),
-]
-
-
-def lock_for(sql: str) -> str:
-    body = strip_comments(sql).lstrip("(").strip()
-    for pattern, lock in _LOCK_RULES:
-        if re.match(pattern, body, re.IGNORECASE | re.DOTALL):
-            return lock
-    return "see the PostgreSQL docs"
 
 
 def must_run_outside_transaction(sql: str) -> bool:
