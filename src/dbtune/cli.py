@@ -443,6 +443,80 @@ def sandbox_stop(directory: Path) -> None:
     click.echo("stopped and removed" if sb.stop(directory) else "no sandbox here", err=True)
 
 
+@cli.group(epilog="""\b
+Examples:
+  dbtune config render --memory 16GB --cpus 8 --storage ssd --workload web
+  dbtune config render --output /etc/postgresql/18/main/conf.d/dbtune.conf
+  dbtune config diff --memory 64GB --cpus 32 --fail-on-drift
+""")
+def config() -> None:
+    """postgresql.conf tuned for a machine (pgtune's formulas), and a live server's drift from it."""
+
+
+def machine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--memory", metavar="SIZE", help="RAM, for example 16GB (default: this machine's, cgroup-aware)."),
+        click.option("--cpus", type=int, metavar="N", help="CPUs (default: the ones this process may use)."),
+        click.option("--storage", default="ssd", show_default=True, metavar="ssd|hdd|san"),
+        click.option("--workload", default="web", show_default=True, metavar="web|oltp|dw|desktop|mixed"),
+        click.option("--connections", type=int, metavar="N", help="max_connections (default: by workload)."),
+        click.option("--pg-version", type=int, metavar="MAJOR",
+                     help="PostgreSQL major version, 13 to 18 (render: 18; diff: the server's)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@config.command("render")
+@machine_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the file here instead of printing it.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+def config_render(memory: str | None, cpus: int | None, storage: str, workload: str, connections: int | None,
+                  pg_version: int | None, output: Path | None, force: bool) -> None:
+    """Print postgresql.conf.template filled in for the machine."""
+    from . import pgconf
+
+    shape = pgconf.machine(memory, cpus, storage, workload, connections, pg_version)
+    text = pgconf.render(shape)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    pgconf.write(output, text, force=force)
+    click.echo(f"wrote {output} for {shape.describe()}", err=True)
+
+
+@config.command("diff")
+@machine_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when any setting differs from the recommendation.")
+@click.option("--emit-alter-system", is_flag=True,
+              help="Print the ALTER SYSTEM statements that would close the drift (never runs them).")
+@connection_options
+def config_diff(memory: str | None, cpus: int | None, storage: str, workload: str, connections: int | None,
+                pg_version: int | None, fmt: str, fail_on_drift: bool, emit_alter_system: bool,
+                database_url: str | None) -> None:
+    """Compare a running server's settings with the recommended ones, in each setting's unit."""
+    from . import pgconf
+
+    out = _output()
+    report = pgconf.drift(_target(database_url), memory, cpus, storage, workload, connections, pg_version)
+    if fmt == "json":
+        out.json(report.as_dict())
+    elif emit_alter_system:
+        lines = pgconf.alter_system(report.drifted)
+        out.result("\n".join(lines) if lines else "-- no drift: nothing to change")
+    else:
+        out.info(f"PostgreSQL {report.server}; recommended for {report.shape.describe()}")
+        out.table([[d.name, d.current, d.recommended, "yes" if d.matches else "DRIFT", d.source,
+                    "restart" if d.restart else "reload", "yes" if d.pending_restart else ""]
+                   for d in report.settings],
+                  headers=["setting", "current", "recommended", "same", "source", "to change", "pending restart"])
+        out.info(f"{len(report.drifted)} of {len(report.settings)} settings differ")
+    if fail_on_drift and report.drifted:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     cli(prog_name="dbtune")
 

@@ -21,7 +21,6 @@ import re
 import secrets
 import shutil
 import socket
-import string
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ServerError
-from .resources import bundled
 
 SERVER_USER = "postgres"
 # Settings for a server whose data we never keep: durability off buys speed.
@@ -39,13 +37,9 @@ THROWAWAY_SETTINGS = {
     "full_page_writes": "off",
     "max_wal_size": "'2GB'",
 }
-TEMPLATE_DEFAULTS = {
-    "shared_buffers": "'256MB'",
-    "work_mem": "'16MB'",
-    "maintenance_work_mem": "'256MB'",
-    "effective_cache_size": "'2GB'",
-    "max_connections": "100",
-}
+# The shape the template is rendered for on a throwaway server: small, so that
+# several fit on a CI machine, and the same everywhere, so results compare.
+THROWAWAY_SHAPE = {"memory": "2GB", "cpus": 2, "storage": "ssd", "workload": "web", "connections": 100}
 
 
 def find_bindir(kind: str) -> Path:
@@ -94,9 +88,12 @@ def server_version(bindir: Path) -> str:
     return match.group(0) if match else out.stdout.strip()
 
 
-def render_template(values: dict[str, str] | None = None) -> str:
-    text = bundled("postgresql.conf.template").read_text()
-    return string.Template(text).substitute({**TEMPLATE_DEFAULTS, **(values or {})})
+def render_template(bindir: Path) -> str:
+    """postgresql.conf.template rendered for a throwaway server of the binaries' major version."""
+    from . import pgconf
+
+    major = int(server_version(bindir).split(".")[0])
+    return pgconf.render(pgconf.machine(**THROWAWAY_SHAPE, pg_version=major))  # type: ignore[arg-type]
 
 
 def _free_port() -> int:
@@ -194,7 +191,7 @@ class LocalServer:
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.datadir}'",
         }
-        conf = render_template() + "\n# throwaway server\n" + "".join(
+        conf = render_template(self.bindir) + "\n# throwaway server\n" + "".join(
             f"{key} = {value}\n" for key, value in settings.items())
         (self.datadir / "postgresql.auto.conf").write_text(conf)
 
