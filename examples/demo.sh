@@ -47,6 +47,20 @@ dbtune refresh --status
 step "dbtune verify --analyze --compare   (before and after, side by side)"
 dbtune verify --analyze --compare "$DIR/before.json"
 
+step "a short workload: the dashboard's queries, a few hundred times"
+python - <<'PY'
+import os, psycopg
+with psycopg.connect(os.environ["DBTUNE_DATABASE_URL"], autocommit=True) as conn:
+    for n in range(300):
+        conn.execute("SELECT count(*) FROM orders WHERE retailer_id = %s AND status = 'PENDING'", [1 + n % 50])
+        conn.execute("SELECT * FROM daily_revenue_summary WHERE day >= current_date - 30")
+    conn.execute("SELECT sum(total) FROM orders WHERE due_amount > 0")  # no index for this one: a seq scan
+PY
+
+step "dbtune report health   (the monitoring views, graded A to F)"
+dbtune report health
+dbtune report slow-queries --slow-ms 1 --limit 5
+
 step "dbtune rollback --to base"
 dbtune rollback --to base
 

@@ -42,3 +42,19 @@ def test_quiet_keeps_warnings_and_results() -> None:
     out.warn("careful")
     assert out.stdout.getvalue() == "the answer\n"
     assert out.stderr.getvalue() == "warning: careful\n"
+
+
+def test_report_tables_fit_120_columns_with_units_and_right_aligned_numbers() -> None:
+    from dbtune.output import Column, render_grid
+
+    rows = [{"query": "SELECT " + "x, " * 200 + "1\n  FROM t", "size": 123456789, "mean": 1234.5, "n": 7},
+            {"query": "SELECT 1", "size": 10, "mean": 0.25, "n": 12345}]
+    columns = [Column("query", "query", "sql"), Column("size", "size", "bytes"), Column("mean", "mean", "ms"),
+               Column("n", "calls", "int")]
+    lines = render_grid(rows, columns).splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert "…" in lines[2] and "\n" not in lines[2]  # shortened, never wrapped
+    assert lines[2].endswith("117.7 MB  1,234.5 ms        7") and lines[3].endswith("10 B    0.250 ms   12,345")
+    assert len(lines[2]) == len(lines[3])  # numbers right-aligned: both rows end in the same column
+    assert render_grid(rows, columns, "csv").splitlines()[0] == "query,size,mean,calls"
+    assert render_grid(rows, columns, "markdown").startswith("| query")

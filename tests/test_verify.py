@@ -387,3 +387,22 @@ def test_shipped_checks_can_use_on_empty_reference(database: str) -> None:
     _shipped_indexes(database)
     report = verify(_target(database), can_use=True)
     assert report.checks and report.ok, [(c.name, c.reason, c.hint, c.plan) for c in report.failed]
+
+
+def test_the_table_fits_120_columns_and_repeats_no_column(tiny: str, tmp_path: Path) -> None:
+    """The check name is the index name for most checks: the index column only shows where they differ."""
+    folder = tmp_path / "checks"
+    folder.mkdir()
+    _write(folder, "items_category_idx.sql", "-- verify-index: items_category_idx\n"
+           "-- verify: SELECT id FROM items WHERE category = 3 AND sku <> '" + "x" * 150 + "'\n")
+    out, buffer = _out()
+    render(verify(_target(tiny), [folder], analyze=True), out)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].split()[:2] == ["check", "result"]  # no "expected index" column: it would repeat the name
+    assert max(len(line) for line in lines[:3]) <= 120
+    assert "PASS" in lines[2] and " ms " in lines[2]  # times carry their unit
+
+    out, buffer = _out()
+    render(verify(_target(tiny), [CHECKS]), out)
+    header = buffer.getvalue().splitlines()[0]
+    assert "expected index (when not the check's name)" in header  # the tiny checks name other indexes

@@ -443,6 +443,61 @@ def sandbox_stop(directory: Path) -> None:
     click.echo("stopped and removed" if sb.stop(directory) else "no sandbox here", err=True)
 
 
+@cli.command(epilog="""\b
+Reports: slow-queries, index-usage, bloat, missing-indexes, unused-indexes,
+duplicate-indexes, invalid-indexes, cache, health (all of them, graded A to F).
+Examples:
+  dbtune report health
+  dbtune report slow-queries --slow-ms 250 --limit 10
+  dbtune report bloat --exact
+  dbtune report --format markdown > health.md
+  dbtune report health --fail-on crit      # a monitoring check: exit 1 on a critical finding
+""")
+@click.argument("names", nargs=-1, metavar="[REPORT]...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Rows per report.")
+@click.option("--slow-ms", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="Mean time that makes a query slow.")
+@click.option("--min-table-mb", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Smallest table worth a missing-index finding.")
+@click.option("--min-index-mb", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Smallest index worth an unused-index finding.")
+@click.option("--dead-pct", type=click.FloatRange(0, 100), default=20.0, show_default=True,
+              help="Dead tuples that make a table bloated.")
+@click.option("--bloat-pct", type=click.FloatRange(0, 100), default=30.0, show_default=True,
+              help="Estimated bloat that makes a table bloated.")
+@click.option("--bloat-min-mb", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Smallest table worth a bloat finding.")
+@click.option("--exact", is_flag=True, help="bloat: measure with pgstattuple_approx instead of estimating.")
+@click.option("--fail-on", type=click.Choice(["warn", "crit"]),
+              help="Exit 1 when a finding is at least this severe (for CI or a monitoring check).")
+@click.option("--repair-views", is_flag=True,
+              help="Write the monitoring views again for this server (after an upgrade, or once "
+                   "pg_stat_statements is preloaded).")
+@connection_options
+def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_table_mb: float, min_index_mb: float,
+           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None, repair_views: bool,
+           database_url: str | None) -> None:
+    """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
+    from . import report as r
+
+    out = _output()
+    target = _target(database_url)
+    if repair_views:
+        written = r.repair_views(target)
+        click.echo(f"monitoring views written again: {', '.join(written)}", err=True)
+        if not names:
+            return
+    thresholds = r.Thresholds(slow_mean_ms=slow_ms, min_table_mb=min_table_mb, min_index_mb=min_index_mb,
+                              dead_pct=dead_pct, bloat_pct=bloat_pct, bloat_min_mb=bloat_min_mb, limit=limit)
+    result = r.report(target, list(names), thresholds, exact=exact)
+    r.render(result, out, fmt)
+    worst = result.worst()
+    if fail_on and worst and (fail_on == "warn" or worst == "crit"):
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
 @cli.group(epilog="""\b
 Examples:
   dbtune config render --memory 16GB --cpus 8 --storage ssd --workload web

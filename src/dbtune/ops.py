@@ -14,6 +14,7 @@ re-running a half-done migration finishes it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic import context, op
@@ -171,3 +172,32 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
         if name not in loaded:
             options.out.warn(f"{name} is installed but not in shared_preload_libraries, so its views will "
                              f"fail until you add it there and restart PostgreSQL")
+
+
+def _run_in_migration(statement: str) -> list[Any]:
+    """One statement on the migration's connection (offline: printed), its rows if it returns any."""
+    result = op.get_bind().execute(text(statement.replace(":", r"\:"))) if not context.is_offline_mode() else None
+    if result is None:
+        op.execute(text(statement.replace(":", r"\:")))
+        return []
+    return list(result.fetchall()) if result.returns_rows else []
+
+
+def create_monitoring_views() -> None:
+    """The sql/monitoring views, written for this server (see monitoring.py), readable by pg_monitor."""
+    from . import monitoring
+
+    if context.is_offline_mode():
+        monitoring.create_views(_run_in_migration, monitoring.NEWEST, check=False, replace=False)
+        return
+    found = monitoring.facts(_run_in_migration)
+    monitoring.create_views(_run_in_migration, found)
+    if (note := found.slow_queries_note) is not None:
+        options, _ = _run_options()
+        options.out.warn(f"slow_queries cannot read pg_stat_statements yet: {note}")
+
+
+def drop_monitoring_views() -> None:
+    from . import monitoring
+
+    monitoring.drop_views(_run_in_migration)

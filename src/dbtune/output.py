@@ -66,6 +66,10 @@ class Output:
     def warn(self, text: str) -> None:
         self._write(self.stderr, f"warning: {text}")
 
+    def grid(self, rows: list[dict[str, Any]], columns: list[Column], fmt: str = "table") -> None:
+        """A report table in the one style every command shares (see render_grid)."""
+        self.result(render_grid(rows, columns, fmt))
+
     def table(self, rows: list[list[Any]] | list[dict[str, Any]], headers: Any = "keys") -> None:
         self.result(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
 
@@ -97,3 +101,97 @@ def bar(done: float, total: float, width: int = 24) -> str:
         return "[" + " " * width + "]"
     filled = int(width * min(done / total, 1.0))
     return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+# -- one table style for every report ------------------------------------------------------
+
+TABLE_WIDTH = 120
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a report table: how to show its values, and how much room it may take."""
+
+    key: str
+    header: str
+    kind: str = "text"  # text, sql (one line, shortened), int, float, bytes, ms, pct, ratio, when
+    max_width: int | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "float", "bytes", "ms", "pct", "ratio")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def cell(value: Any, column: Column) -> str:
+    """A value as the table shows it: units on numbers, one line for text."""
+    if value is None:
+        return "-"
+    kind = column.kind
+    if kind == "bytes":
+        return human_bytes(float(value))
+    if kind == "ms":
+        return f"{float(value):,.3f} ms" if float(value) < 10 else f"{float(value):,.1f} ms"
+    if kind == "pct":
+        return f"{float(value):.1f}%"
+    if kind == "ratio":
+        return f"{float(value):.4f}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "float":
+        return f"{float(value):,.2f}"
+    if kind == "when":
+        return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return " ".join(str(value).split()) if kind == "sql" else str(value)
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(width - 1, 1)] + "…"
+
+
+def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "table",
+                width: int = TABLE_WIDTH) -> str:
+    """Rows as a table that fits ``width`` columns (long text shortened, never wrapped), or csv/markdown.
+
+    Numbers are right-aligned with their units; text columns give up room, widest first.
+    """
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([c.header for c in columns])
+        for row in rows:
+            writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in columns])
+        return buffer.getvalue().rstrip("\n")
+    cells = [[cell(row.get(c.key), c) for c in columns] for row in rows]
+    for i, column in enumerate(columns):
+        if column.max_width:
+            for line in cells:
+                line[i] = shorten(line[i], column.max_width)
+    # tabulate pads a header by 2 (MIN_PADDING): a column is at least its header + 2 wide.
+    widths = [max([len(c.header) + 2] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    room = width - 2 * (len(columns) - 1)
+    shrinkable = [i for i, c in enumerate(columns) if not c.numeric]
+    while sum(widths) > room and shrinkable:
+        i = max(shrinkable, key=lambda k: widths[k])
+        floor = max(len(columns[i].header) + 2, 12)
+        if widths[i] <= floor:
+            shrinkable.remove(i)
+            continue
+        widths[i] = max(floor, widths[i] - (sum(widths) - room))
+        for line in cells:
+            line[i] = shorten(line[i], widths[i])
+    align = ["right" if c.numeric else "left" for c in columns]
+    return tabulate(cells, headers=[c.header for c in columns], tablefmt="github" if fmt == "markdown" else "simple",
+                    colalign=align, disable_numparse=True)

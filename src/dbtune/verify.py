@@ -34,7 +34,7 @@ from psycopg import sql
 from .checks import INDEX_NODES, Check, IndexName, load_checks
 from .db import connect, describe
 from .errors import ConfigError, ConnectionFailed
-from .output import Output
+from .output import Column, Output
 from .settings import Target
 
 BASELINE_FORMAT = 1
@@ -321,6 +321,11 @@ def _explain_check(conn: psycopg.Connection[Any], check: Check, result: CheckRes
         hints.append(f"the plan casts or re-collates the indexed column ({mismatch}): the query's types or "
                      "collation do not match the index, so it cannot be used; fix the literal's type or the "
                      "query's COLLATE")
+    elif can_use and result.indexes_used:
+        # enable_seqscan off rules out sequential scans, not one index against another.
+        hints.append(f"another index ({', '.join(result.indexes_used)}) serves this query at a lower estimated "
+                     f"cost on this data: on a table with realistic rows and statistics the planner may prefer "
+                     f"{name}; if not, one of the two indexes may be redundant")
     elif can_use:
         hints.append(f"even with enable_seqscan off the planner does not use {name}: it cannot serve this query "
                      "as written (columns, operator class, partial-index predicate, collation)")
@@ -474,10 +479,6 @@ def _fmt_cost(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 # ---------------------------------------------------------------------------
 # Baselines
 
@@ -571,21 +572,22 @@ def render(report: VerifyReport, out: Output, fmt: str = "table") -> None:
         return
     if fmt != "table":
         raise ConfigError(f"unknown format {fmt!r}: use table or json")
-    headers = ["check", "expected index", "result", "plan", "est. cost"]
-    if report.analyze:
-        headers += ["ms", "buffers hit/read"]
-    if report.baseline:
-        headers += ["vs baseline"]
-    rows = []
+    # One column per fact: the expected index only where it is not the check's own name.
+    rows: list[dict[str, Any]] = []
     for c in report.checks:
-        row = [c.name, c.expected_index or "-", "PASS" if c.passed else "FAIL", c.plan_summary or "-",
-               _fmt_cost(c.cost)]
-        if report.analyze:
-            row += [_fmt_ms(c.ms), "-" if c.shared_hit is None else f"{c.shared_hit}/{c.shared_read}"]
-        if report.baseline:
-            row += [_versus(c)]
-        rows.append(row)
-    out.table(rows, headers)
+        rows.append({"check": c.name, "index": c.expected_index if c.expected_index != c.name else None,
+                     "result": "PASS" if c.passed else "FAIL", "plan": c.plan_summary, "cost": c.cost,
+                     "ms": c.ms, "buffers": None if c.shared_hit is None else f"{c.shared_hit}/{c.shared_read}",
+                     "baseline": _versus(c)})
+    columns = [Column("check", "check"), Column("result", "result"), Column("plan", "plan", "sql"),
+               Column("cost", "est. cost", "float")]
+    if any(r["index"] for r in rows):
+        columns.insert(1, Column("index", "expected index (when not the check's name)"))
+    if report.analyze:
+        columns += [Column("ms", "time", "ms"), Column("buffers", "buffers hit/read")]
+    if report.baseline:
+        columns += [Column("baseline", "vs baseline")]
+    out.grid(rows, columns)
     for c in report.failed:
         block = [f"\nFAIL {c.name} ({c.file})"]
         if c.query:
@@ -642,10 +644,10 @@ def render_comparison(baseline: Baseline, report: VerifyReport, out: Output, fmt
         index = expected.get(check)
         return (plan.replace(f" using {index}", "") if plan and index else plan) or "-"
 
-    table = [[r["check"], short(r["plan_before"], r["check"]), short(r["plan_after"], r["check"]),
-              _fmt_cost(r["cost_before"]),
-              _fmt_cost(r["cost_after"]), _fmt_ms(r["ms_before"]), _fmt_ms(r["ms_after"]),
-              "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"]
-             for r in rows]
-    out.table(table, ["check", "plan before", "plan after", "cost before", "cost after", "ms before",
-                      "ms after", "speed-up"])
+    for r in rows:
+        r["plan_before"], r["plan_after"] = short(r["plan_before"], r["check"]), short(r["plan_after"], r["check"])
+        r["speed-up"] = None if r["speedup"] is None else f"{r['speedup']:.1f}x"
+    out.grid(rows, [Column("check", "check"), Column("plan_before", "plan before", "sql"),
+                    Column("plan_after", "plan after", "sql"), Column("cost_before", "cost before", "float"),
+                    Column("cost_after", "cost after", "float"), Column("ms_before", "before", "ms"),
+                    Column("ms_after", "after", "ms"), Column("speed-up", "speed-up")])

@@ -1,0 +1,163 @@
+"""The monitoring views: sql/monitoring/ files, filled in for the server they are created on.
+
+The views answer a DBA's questions after the indexes land (slow queries, index
+usage, bloat, missing, unused, duplicate and invalid indexes, cache hits) in
+plain SQL any client can query.  They live in their own schema, readable by
+pg_monitor and nobody else: query text can carry data.
+
+What differs between servers is decided when the views are created (by
+migration 0009, or by `dbtune report --repair-views` after a server upgrade):
+the columns pg_stat_statements has (PostgreSQL 13 to 18), whether it is
+installed and preloaded at all, whether pg_stat_user_indexes has last_idx_scan
+(16+), and whether the views' owner may read pg_statistic.  Every statement runs
+through a ``run(sql) -> rows`` callable, so the same code serves a migration's
+connection and dbtune's own.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from .errors import DbtuneError
+from .resources import sql_path
+
+SCHEMA = "dbtune_monitor"
+VIEWS = ("slow_queries", "index_usage_stats", "table_bloat_stats", "missing_indexes", "unused_indexes",
+         "duplicate_indexes", "invalid_indexes", "cache_hit_ratio")
+# Marks the views dbtune made: one without it is somebody else's, never replaced.
+MARK = "dbtune monitoring view"
+READER_ROLE = "pg_monitor"
+
+Run = Callable[[str], Sequence[Sequence[Any]]]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the server offers, read once before the views are written."""
+
+    pgss_schema: str | None  # where pg_stat_statements is installed, None if not in this database
+    pgss_loaded: bool  # in shared_preload_libraries
+    pgss_columns: frozenset[str]
+    has_last_idx_scan: bool
+    reads_pg_statistic: bool
+
+    @property
+    def slow_queries_note(self) -> str | None:
+        if self.pgss_schema is None:
+            return ("pg_stat_statements is not installed in this database: run CREATE EXTENSION "
+                    "pg_stat_statements (and add it to shared_preload_libraries, then restart), then "
+                    "dbtune report --repair-views")
+        if not self.pgss_loaded:
+            return ("pg_stat_statements is installed but not preloaded: add it to shared_preload_libraries "
+                    "in postgresql.conf, restart PostgreSQL, then run dbtune report --repair-views")
+        return None
+
+
+# What offline mode (`--sql`, the dry run) assumes: the newest server, fully configured.
+NEWEST = Facts("public", True, frozenset({"total_plan_time", "shared_blk_read_time"}), True, True)
+
+
+def quote(name: str) -> str:
+    return sql.Identifier(name).as_string()
+
+
+def literal(value: str) -> str:
+    return sql.Literal(value).as_string()
+
+
+def facts(run: Run) -> Facts:
+    row = run("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+              "WHERE e.extname = 'pg_stat_statements'")
+    pgss_schema = row[0][0] if row else None
+    loaded = "pg_stat_statements" in {
+        lib.strip() for lib in str(run("SHOW shared_preload_libraries")[0][0] or "").split(",")}
+    columns: frozenset[str] = frozenset()
+    if pgss_schema is not None:
+        columns = frozenset(r[0] for r in run(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relname = 'pg_stat_statements' AND n.nspname = {literal(pgss_schema)} AND a.attnum > 0"))
+    last_idx = bool(run("SELECT 1 FROM pg_attribute WHERE attrelid = 'pg_catalog.pg_stat_user_indexes'::regclass "
+                        "AND attname = 'last_idx_scan'"))
+    statistic = bool(run("SELECT has_table_privilege('pg_catalog.pg_statistic', 'SELECT')")[0][0])
+    return Facts(pgss_schema, loaded, columns, last_idx, statistic)
+
+
+def view_sql(name: str, found: Facts) -> str:
+    """The CREATE VIEW statement of ``name`` for a server with ``found``."""
+    values = {"schema": quote(SCHEMA)}
+    file = name
+    if name == "slow_queries":
+        note = found.slow_queries_note
+        if note is not None:
+            file, values["note"] = "slow_queries_unavailable", literal(note)
+        else:
+            assert found.pgss_schema is not None
+            values["pgss"] = quote(found.pgss_schema)
+            values["plan_ms"] = "s.total_plan_time" if "total_plan_time" in found.pgss_columns else "0"
+            values["read_ms"] = ("s.shared_blk_read_time" if "shared_blk_read_time" in found.pgss_columns
+                                 else "s.blk_read_time")
+    elif name == "index_usage_stats":
+        values["last_used"] = "s.last_idx_scan" if found.has_last_idx_scan else "NULL::timestamptz"
+    elif name == "table_bloat_stats":
+        values["widths"] = (
+            "SELECT starelid AS relid, sum(stawidth) + 24 AS row_width FROM pg_catalog.pg_statistic "
+            "WHERE NOT stainherit GROUP BY starelid" if found.reads_pg_statistic else
+            "SELECT (quote_ident(schemaname) || '.' || quote_ident(tablename))::regclass AS relid, "
+            "sum(avg_width) + 24 AS row_width FROM pg_catalog.pg_stats WHERE NOT inherited "
+            "GROUP BY schemaname, tablename")
+    text = sql_path("monitoring", f"{file}.sql").read_text()
+    return string.Template(text).substitute(values).strip().rstrip(";")
+
+
+def _owned(run: Run) -> dict[str, bool]:
+    """Each monitoring name that exists in the schema: True when dbtune made it."""
+    rows = run("SELECT c.relname, coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
+               f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {literal(SCHEMA)}")
+    return {name: comment.startswith(MARK) for name, comment in rows if name in VIEWS}
+
+
+def create_views(run: Run, found: Facts, *, check: bool = True, replace: bool = True) -> list[str]:
+    """Create (or re-create) every view; refuse before changing anything if a name is somebody else's.
+
+    ``replace`` drops dbtune's own earlier views first; offline (``--sql``) there are none to drop.
+    """
+    if check:
+        foreign = [name for name, ours in _owned(run).items() if not ours]
+        if foreign:
+            raise DbtuneError(f"{SCHEMA}.{foreign[0]} exists and dbtune did not create it: rename or drop it "
+                              "(nothing was changed)")
+    schema = quote(SCHEMA)
+    run(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    run(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+    run(f"GRANT USAGE ON SCHEMA {schema} TO {quote(READER_ROLE)}")
+    for name in VIEWS:
+        # DROP and CREATE, not CREATE OR REPLACE: after a server upgrade the columns may differ.
+        if replace:
+            run(f"DROP VIEW IF EXISTS {schema}.{quote(name)}")
+        run(view_sql(name, found))
+        run(f"COMMENT ON VIEW {schema}.{quote(name)} IS {literal(MARK + ' (' + name + ')')}")
+        run(f"REVOKE ALL ON {schema}.{quote(name)} FROM PUBLIC")
+        run(f"GRANT SELECT ON {schema}.{quote(name)} TO {quote(READER_ROLE)}")
+    return list(VIEWS)
+
+
+def drop_views(run: Run) -> None:
+    """Drop dbtune's views (never somebody else's), and the schema once it is empty."""
+    schema = quote(SCHEMA)
+    for name, ours in _owned(run).items():
+        if ours:
+            run(f"DROP VIEW IF EXISTS {schema}.{quote(name)}")
+    left = run(f"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               f"WHERE n.nspname = {literal(SCHEMA)}")
+    if left and left[0][0] == 0:
+        run(f"DROP SCHEMA IF EXISTS {schema}")
+
+
+def installed(run: Run) -> bool:
+    return bool(_owned(run))
