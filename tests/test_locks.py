@@ -8,7 +8,6 @@ a team's migration end to end.
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import psycopg

@@ -572,6 +572,54 @@ def config_diff(memory: str | None, cpus: int | None, storage: str, workload: st
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
+@cli.command("check", epilog="""\b
+Steps: server, revisions (one head, real downgrades), lint (squawk and dbtune's
+rules on the rendered SQL), upgrade (no INVALID index), verify (--can-use),
+round trip (each revision down and up, schema compared), views (refresh, query).
+Examples:
+  dbtune check                                    # the project alembic finds, embedded PostgreSQL
+  dbtune check --migrations bundled --junit check.xml
+  dbtune check --database-url postgresql://postgres:pw@postgres:5432/postgres   # a CI service container
+  dbtune check --pg-bin /usr/lib/postgresql/15/bin --keep
+""")
+@click.option("--migrations", metavar="PATH",
+              help="Alembic migrations directory or its alembic.ini; 'bundled' for dbtune's own.")
+@click.option("--database-url", metavar="URL",
+              help="Check on this server instead: a scratch database is created there and dropped afterwards.")
+@click.option("--pg-bin", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Start the throwaway server from these PostgreSQL binaries (default: the embedded one).")
+@click.option("--checks", "check_dirs", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Index checks for the verify step (default: [tool.dbtune] checks; dbtune's own for bundled).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write a JUnit XML file: one test case per step and per revision.")
+@click.option("--keep", is_flag=True, help="Leave the server (or scratch database) in place and print its DSN.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def check_command(migrations: str | None, database_url: str | None, pg_bin: Path | None,
+                  check_dirs: tuple[Path, ...], fmt: str, junit: Path | None, keep: bool, quiet: bool) -> None:
+    """Prove a migrations directory safe against a throwaway PostgreSQL, for CI."""
+    from .check import CheckOptions, check
+    from .check.report import render, write_junit
+    from .settings import Target, project_settings, resolve_migrations
+
+    project, _ = project_settings()
+    checks_setting = project.get("checks")
+    dirs = list(check_dirs) or ([Path(d) for d in ([checks_setting] if isinstance(checks_setting, str)
+                                                   else checks_setting)] if checks_setting else None)
+    ignore = set((project.get("check") or {}).get("ignore", []))
+    options = CheckOptions(pg_bin=pg_bin, check_dirs=dirs, ignore=ignore, keep=keep,
+                           database_url=Target.parse(database_url, "--database-url") if database_url else None)
+    out = _output(quiet=quiet or fmt == "json")
+    report = check(resolve_migrations(migrations), options, out)
+    render(report, _output(), fmt)
+    if junit:
+        write_junit(report, junit)
+    if report.kept_dsn:
+        click.echo(f"kept for debugging: {report.kept_dsn}", err=True)
+    if not report.ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     cli(prog_name="dbtune")
 

@@ -79,6 +79,7 @@ class Statement:
     concurrent: bool = False
     notes: tuple[str, ...] = ()  # what a reviewer should know beyond the locks
     transaction_block: bool = True  # may run inside BEGIN ... COMMIT
+    creates: str | None = None  # the table or view the statement creates, as written
 
     @property
     def strongest(self) -> str | None:
@@ -284,7 +285,8 @@ def _create_table(stmt) -> Statement:  # type: ignore[no-untyped-def]
     for parent in stmt.inhRelations or ():
         # CREATE TABLE ... PARTITION OF takes ACCESS EXCLUSIVE on the parent; INHERITS, SHARE UPDATE EXCLUSIVE.
         locks.add(_name(parent), ACCESS_EXCLUSIVE if stmt.partbound is not None else SHARE_UPDATE_EXCLUSIVE)
-    return Statement("CREATE TABLE" + (" PARTITION OF" if stmt.partbound is not None else ""), locks.result())
+    return Statement("CREATE TABLE" + (" PARTITION OF" if stmt.partbound is not None else ""), locks.result(),
+                     creates=_name(stmt.relation))
 
 
 def _create_as(stmt) -> Statement:  # type: ignore[no-untyped-def]
@@ -296,7 +298,7 @@ def _create_as(stmt) -> Statement:  # type: ignore[no-untyped-def]
         locks.reads(stmt.query)
     kind = "CREATE MATERIALIZED VIEW" if stmt.objtype == ObjectType.OBJECT_MATVIEW else "CREATE TABLE AS"
     notes = ("WITH NO DATA: reads nothing now",) if no_data else ("reads every table of its query",)
-    return Statement(kind, locks.result(), notes=notes)
+    return Statement(kind, locks.result(), notes=notes, creates=_name(stmt.into.rel))
 
 
 def _view(stmt) -> Statement:  # type: ignore[no-untyped-def]
@@ -305,7 +307,7 @@ def _view(stmt) -> Statement:  # type: ignore[no-untyped-def]
     if stmt.replace:
         locks.add(view, ACCESS_EXCLUSIVE)
     return Statement("CREATE OR REPLACE VIEW" if stmt.replace else "CREATE VIEW", locks.result(),
-                     notes=("brief: catalog changes only",))
+                     notes=("brief: catalog changes only",), creates=view)
 
 
 def _truncate(stmt) -> Statement:  # type: ignore[no-untyped-def]
@@ -387,7 +389,8 @@ def _rename(stmt) -> Statement:  # type: ignore[no-untyped-def]
 
 
 def _alter_table(stmt) -> Statement:  # type: ignore[no-untyped-def]
-    from pglast.enums import AlterTableType as AT, ObjectType
+    from pglast.enums import AlterTableType as AT
+    from pglast.enums import ObjectType
 
     table = _name(stmt.relation)
     locks = _Locks()

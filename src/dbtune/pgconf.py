@@ -318,7 +318,7 @@ def diff(conn: Any, recommended: dict[str, str]) -> list[Drift]:
         "SELECT name, setting, unit, vartype, source, sourcefile, sourceline, context, pending_restart "
         "FROM pg_settings WHERE name = ANY(%s)", [list(recommended)]).fetchall()
     columns = ("name", "setting", "unit", "vartype", "source", "sourcefile", "sourceline", "context", "pending_restart")
-    by_name = {row[0]: dict(zip(columns, row)) for row in rows}
+    by_name = {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
     result = []
     for name, wanted in recommended.items():
         row = by_name.get(name)

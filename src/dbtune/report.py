@@ -107,7 +107,10 @@ def _capped(findings: list[Finding], cap: int) -> list[Finding]:
     return findings
 
 
-def _view(conn: psycopg.Connection, name: str, where: sql.Composable = sql.SQL("true"),
+_ALL = sql.SQL("true")
+
+
+def _view(conn: psycopg.Connection, name: str, where: sql.Composable = _ALL,
           params: tuple[Any, ...] = (), limit: int | None = None) -> list[dict[str, Any]]:
     query = sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(monitoring.SCHEMA, name), where)
     if limit is not None:
@@ -155,7 +158,8 @@ def bloat(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None, *,
     rows = _view(conn, "table_bloat_stats",
                  sql.SQL("total_bytes >= %s AND (dead_pct >= %s OR bloat_pct >= %s OR statistics = 'no statistics')"),
                  (t.bloat_min_mb * MB, t.dead_pct, t.bloat_pct), t.limit)
-    columns = [Column("table_name", "table"), Column("live_tuples", "live", "int"), Column("dead_tuples", "dead", "int"),
+    columns = [Column("table_name", "table"), Column("live_tuples", "live", "int"),
+               Column("dead_tuples", "dead", "int"),
                Column("dead_pct", "dead", "pct"), Column("bloat_bytes", "bloat", "bytes"),
                Column("bloat_pct", "bloat", "pct"), Column("statistics", "statistics"),
                Column("total_bytes", "size", "bytes"), Column("last_autovacuum", "last autovacuum", "when")]
@@ -300,7 +304,7 @@ def report(target: Target, names: list[str] | None = None, thresholds: Threshold
                 raise ConfigError(f"this role may not read {monitoring.SCHEMA}: grant it pg_monitor "
                                   f"(GRANT pg_monitor TO <role>)") from None
             except psycopg.errors.UndefinedTable:
-                raise DbtuneError(f"a monitoring view is missing: run dbtune report --repair-views") from None
+                raise DbtuneError("a monitoring view is missing: run dbtune report --repair-views") from None
     return Report(server, database, since, age, sections, health)
 
 

