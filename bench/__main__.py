@@ -12,9 +12,12 @@ the same throwaway server and the same seeded data:
   parallel maintenance workers;
 * query speed-ups: every shipped verify check before and after the indexes;
 * long chain: `dbtune apply` against plain `alembic upgrade head` on 300
-  small revisions (bench/chain.py; `--only chain` runs just this part).
+  small revisions (bench/chain.py; `--only chain` runs just this part);
+* refresh: readers of a materialized view during `dbtune refresh` (CONCURRENTLY)
+  and during a plain REFRESH (bench/refresh.py; `--only refresh`).
 
-Results go to bench/results/latest.json and are printed as tables.  Targets
+Each part writes bench/results/<part>.json (indexes, refresh, chain) with the
+machine and every raw figure, and prints its tables.  Targets
 are reported as met or missed; nothing here is a test assertion.
 """
 
@@ -25,9 +28,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -37,64 +40,16 @@ from tabulate import tabulate
 from dbtune.output import Output
 from dbtune.resources import sql_path
 from dbtune.seed import seed
-from dbtune.server import throwaway_server
+from dbtune.server import LocalServer, throwaway_server
 from dbtune.statements import read_index_file
 
+from . import docs
 from .chain import chain_report, run_chain
+from .load import Writer
+from .refresh import refresh_report, run_refresh
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
-
-
-@dataclass
-class Writer:
-    """Inserts one order at a time, at a steady rate, timing every insert."""
-
-    dsn: str
-    rate: float = 200.0
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Writer:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        time.sleep(0.5)  # warmed up before the operation starts
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-
-    def _run(self) -> None:
-        interval = 1.0 / self.rate
-        with psycopg.connect(self.dsn, autocommit=True, application_name="bench-writer") as conn:
-            retailers, vendors = conn.execute("SELECT max(id) FROM retailers").fetchone()[0], \
-                conn.execute("SELECT max(id) FROM vendors").fetchone()[0]
-            n = 0
-            while not self._stop.is_set():
-                n += 1
-                started = time.perf_counter()
-                try:
-                    conn.execute(
-                        "INSERT INTO orders (order_number, retailer_id, vendor_id, status, payment_status,"
-                        " total, due_amount) VALUES (%s, %s, %s, 'PENDING', 'UNPAID', 120.50, 120.50)",
-                        [f"BENCH-{os.getpid()}-{time.monotonic_ns()}", 1 + n % retailers, 1 + n % vendors])
-                except psycopg.Error as exc:
-                    self.errors.append(str(exc))
-                elapsed = time.perf_counter() - started
-                self.latencies_ms.append(elapsed * 1000)
-                time.sleep(max(0.0, interval - elapsed))
-
-    def summary(self) -> dict[str, float]:
-        data = sorted(self.latencies_ms)
-        if not data:
-            return {"inserts": 0, "max_ms": 0.0, "p99_ms": 0.0, "median_ms": 0.0, "errors": len(self.errors)}
-        return {"inserts": len(data), "max_ms": round(data[-1], 2),
-                "p99_ms": round(data[min(len(data) - 1, int(len(data) * 0.99))], 2),
-                "median_ms": round(data[len(data) // 2], 2), "errors": len(self.errors)}
 
 
 def dbtune(*args: str, env: dict[str, str]) -> float:
@@ -132,8 +87,9 @@ def plain_create_index(dsn: str) -> float:
     return time.perf_counter() - started
 
 
-def run(scale: float, rate: float) -> dict[str, object]:
-    results: dict[str, object] = {"scale": scale, "writer_rate_per_s": rate}
+@contextmanager
+def seeded(scale: float, results: dict[str, object]) -> Iterator[tuple[LocalServer, str, dict[str, str]]]:
+    """A throwaway server with the reference schema (no indexes yet) and data at ``scale``."""
     with throwaway_server("embedded") as server:
         dsn = server.dsn()
         env = {**os.environ, "DBTUNE_DATABASE_URL": dsn, "DBTUNE_MIGRATIONS": "bundled"}
@@ -146,11 +102,24 @@ def run(scale: float, rate: float) -> dict[str, object]:
         results["seed_s"] = round(time.perf_counter() - started, 1)
         results["orders"] = counts.get("orders")
         print(f"seeded scale {scale}: {counts.get('orders'):,} orders in {results['seed_s']}s", flush=True)
+        yield server, dsn, env
 
+
+def run_refresh_only(scale: float, rounds: int) -> dict[str, object]:
+    results: dict[str, object] = {"scale": scale}
+    with seeded(scale, results) as (_, dsn, env):
+        dbtune("apply", env=env)
+        results["refresh"] = run_refresh(dsn, env, rounds)
+    return results
+
+
+def run(scale: float, rate: float, refresh_rounds: int) -> dict[str, object]:
+    results: dict[str, object] = {"scale": scale, "writer_rate_per_s": rate}
+    with seeded(scale, results) as (server, dsn, env):
         runs: dict[str, dict[str, object]] = {}
 
         def measure(name: str, action) -> None:  # type: ignore[no-untyped-def]
-            with Writer(dsn, rate) as writer:
+            with Writer(dsn, rate=rate) as writer:
                 wall = action()
             runs[name] = {"wall_s": round(wall, 2), **writer.summary()}
             print(f"{name}: {runs[name]}", flush=True)
@@ -166,11 +135,13 @@ def run(scale: float, rate: float) -> dict[str, object]:
         measure("psql CONCURRENTLY", lambda: psql_concurrently(server.bindir, dsn, 0))
         measure("psql CONCURRENTLY + ANALYZE", lambda: psql_concurrently(server.bindir, dsn, 0, analyze=True))
         measure("plain CREATE INDEX", lambda: plain_create_index(dsn))
+        measure("dbtune apply --jobs 2", lambda: dbtune("apply", "--jobs", "2", env=env))
         measure("dbtune apply --maintenance-workers 2",
                 lambda: dbtune("apply", "--maintenance-workers", "2", env=env))
         results["write_stall"] = runs
 
         results["verify"] = verify_speedups(dsn, env)
+        results["refresh"] = run_refresh(dsn, env, refresh_rounds)  # the database is at head now
     return results
 
 
@@ -213,6 +184,7 @@ def report(results: dict[str, object]) -> str:
     overhead = apply_run["wall_s"] / max(psql_run["wall_s"], 0.001)
     like_for_like = apply_run["wall_s"] / max(runs["psql CONCURRENTLY + ANALYZE"]["wall_s"], 0.001)
     workers = runs["dbtune apply --maintenance-workers 2"]
+    jobs = runs["dbtune apply --jobs 2"]["wall_s"] / max(apply_run["wall_s"], 0.001)
     lines += ["",
               f"writer max during dbtune apply: {apply_run['max_ms']} ms (target < 150) "
               f"{'met' if apply_run['max_ms'] < 150 else 'MISSED'}; p99 {apply_run['p99_ms']} ms (target < 50) "
@@ -221,6 +193,7 @@ def report(results: dict[str, object]) -> str:
               f"({plain['max_ms'] / max(apply_run['max_ms'], 0.001):.0f}x dbtune's)",
               f"dbtune apply wall time / psql: {overhead:.3f}x (target <= 1.05) "
               f"{'met' if overhead <= 1.05 else 'MISSED'}; / psql with the same ANALYZEs: {like_for_like:.3f}x",
+              f"dbtune apply --jobs 2 / --jobs 1: {jobs:.3f}x (target <= 0.7) {'met' if jobs <= 0.7 else 'MISSED'}",
               f"--maintenance-workers 2: wall {workers['wall_s']} s against {apply_run['wall_s']} s with 0; "
               f"writer p99 {workers['p99_ms']} ms against {apply_run['p99_ms']} ms, max {workers['max_ms']} ms "
               f"against {apply_run['max_ms']} ms"]
@@ -240,19 +213,44 @@ def report(results: dict[str, object]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale (1 = about 1,000,000 orders)")
-    parser.add_argument("--rate", type=float, default=200.0, help="writer inserts per second")
-    parser.add_argument("--only", choices=["indexes", "chain"],
-                        help="run one part: the index builds and checks, or the long migration chain")
+    parser.add_argument("--rate", type=float, default=500.0, help="writer inserts per second")
+    parser.add_argument("--only", choices=["indexes", "chain", "refresh"],
+                        help="run one part: the index builds and checks (with the refresh), the long migration "
+                             "chain, or the refresh alone")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
+    parser.add_argument("--refresh-rounds", type=int, default=3, help="rounds of each refresh mode")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone (smoke runs)")
+    parser.add_argument("--results", type=Path, help="write the JSON files here instead of bench/results")
     args = parser.parse_args()
-    results = run(args.scale, args.rate) if args.only != "chain" else {}
-    if args.only != "indexes":
+    if args.only == "refresh":
+        results = run_refresh_only(args.scale, args.refresh_rounds)
+    elif args.only != "chain":
+        results = run(args.scale, args.rate, args.refresh_rounds)
+    else:
+        results = {}
+    if args.only in (None, "chain"):
         results["chain"] = run_chain(args.chain_rounds)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    results_dir = args.results or RESULTS
+    results_dir.mkdir(exist_ok=True, parents=True)
+    machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                                           / 1024 ** 3, 1)}
+    common = {k: results[k] for k in ("scale", "server", "orders", "seed_s") if k in results}
+    for part in ("refresh", "chain"):
+        if part in results:
+            data = {"machine": machine, **common, **results[part]} if part == "refresh" else \
+                {"machine": machine, **results[part]}  # type: ignore[dict-item]
+            (results_dir / f"{part}.json").write_text(json.dumps(data, indent=2))
+    if "write_stall" in results:
+        indexes = {k: v for k, v in results.items() if k not in ("refresh", "chain")}
+        (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes}, indent=2))
+    if not args.no_docs:
+        docs.write()  # docs/benchmarks.md's figures, from every results file
     if "write_stall" in results:
         print()
         print(report(results))
+    if "refresh" in results:
+        print()
+        print(refresh_report(results["refresh"]))  # type: ignore[arg-type]
     if "chain" in results:
         print()
         print(chain_report(results["chain"]))  # type: ignore[arg-type]

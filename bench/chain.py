@@ -297,6 +297,9 @@ class Chain:
     def version(self, tool: str) -> Run:
         return _timed([*self.cmd[tool], "--version"], self.folder, self.env, self.password)
 
+    def help(self, tool: str) -> Run:
+        return _timed([*self.cmd[tool], "--help"], self.folder, self.env, self.password)
+
     def upgrade(self, tool: str, dbname: str, dsn: str, url: str) -> tuple[Run, Run]:
         """A full upgrade from base on a fresh database, then the same command again with nothing to do."""
         with psycopg.connect(self.admin, autocommit=True) as conn:
@@ -327,7 +330,8 @@ def _rounded(value: float | None, digits: int = 3) -> float | None:
 def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, object]:
     """Measure both tools; failures are recorded in the results, never raised."""
     results: dict[str, object] = {"revisions": REVISIONS, "rounds": rounds, "commands": COMMANDS}
-    runs: dict[str, dict[str, list[Run]]] = {tool: {"upgrade": [], "noop": [], "startup": []} for tool in TOOLS}
+    runs: dict[str, dict[str, list[Run]]] = {tool: {"upgrade": [], "noop": [], "startup": [], "help": []}
+                                             for tool in TOOLS}
     with throwaway_server(server_kind) as server, tempfile.TemporaryDirectory(prefix="dbtune-chain-") as tmp:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             results["server"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
@@ -362,6 +366,7 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
             order = TOOLS if r % 2 else tuple(reversed(TOOLS))
             for tool in order:
                 runs[tool]["startup"].append(chain.version(tool))
+                runs[tool]["help"].append(chain.help(tool))
             for tool in order:
                 one(tool, f"chain_{r}_{tool}", record=True)
             line = ", ".join(f"{tool} {runs[tool]['upgrade'][-1].wall_s or float('nan'):.2f}s"
@@ -389,6 +394,7 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
              if ar.ok and dr.ok and ar.wall_s and dr.wall_s]
     results["paired_ratio_median"] = _rounded(statistics.median(pairs)) if pairs else None
     results["target_ratio"] = TARGET_RATIO
+    results["help"] = {tool: _rounded(_median(runs[tool]["help"])) for tool in TOOLS}
     return results
 
 

@@ -375,17 +375,54 @@ def test_quiet_builds_print_nothing(events: str) -> None:
     assert stdout.getvalue() == ""
 
 
-def test_table_is_analyzed_after_its_builds(events: str) -> None:
-    before = scalar(events, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'")
+def analyze_count(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = %s",
+                            [table]).fetchone()[0]  # type: ignore[index]
+
+
+def test_only_tables_that_need_it_are_analyzed_once_each(events: str) -> None:
+    """CREATE INDEX's documentation: plain-column indexes use the table's statistics at once; an
+    expression index needs ANALYZE; a table never analyzed gets one anyway."""
+    with psycopg.connect(events, autocommit=True) as conn:
+        conn.execute("ANALYZE events")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    events_before = wait_until(lambda: analyze_count(events, "events"), what="the ANALYZE in the statistics")
+    notes_before = analyze_count(events, "notes")
     eng, stdout, _ = engine(events, jobs=2)
     eng.run([stmt("CREATE INDEX CONCURRENTLY ix_a1 ON events (account)"),
-             stmt("CREATE INDEX CONCURRENTLY ix_a2 ON events (kind)")])
-    after = wait_until(lambda: scalar(events, "SELECT analyze_count FROM pg_stat_user_tables "
-                                              "WHERE relname = 'events'") != before and
-                       scalar(events, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'"),
-                       timeout=5, what="statistics to show the ANALYZE")
-    assert after == before + 1  # once per table, after its last build
-    assert stdout.getvalue().count("analyzed public.events") == 1
+             stmt("CREATE INDEX CONCURRENTLY ix_a2 ON events (kind)"),
+             stmt("CREATE INDEX CONCURRENTLY ix_n1 ON notes (body)")])
+    text = stdout.getvalue()
+    assert "not analyzed public.events: its new indexes are on plain columns" in text
+    assert "analyzed public.notes: it has never been analyzed" in text
+    wait_until(lambda: analyze_count(events, "notes") == notes_before + 1, timeout=5, what="notes analyzed")
+    assert analyze_count(events, "events") == events_before
+
+    eng, stdout, _ = engine(events)
+    eng.run([stmt("CREATE INDEX CONCURRENTLY ix_a3 ON events (lower(kind))"),
+             stmt("CREATE INDEX CONCURRENTLY ix_a4 ON events (created_at)")])
+    [line] = [t for t in stdout.getvalue().splitlines() if t.startswith("analyzed public.events")]
+    assert line.endswith("ix_a3 is on an expression")
+    wait_until(lambda: analyze_count(events, "events") == events_before + 1, timeout=5, what="events analyzed")
+
+
+def test_jobs_start_the_table_with_the_most_work_first(events: str) -> None:
+    """notes is tiny and listed first: with --jobs 2 the build on events (the big table) starts first."""
+    started: list[str] = []
+
+    class Ordered(Engine):
+        def _run_one(self, st, monitor, conn):  # type: ignore[no-untyped-def]
+            started.append(st.name)
+            return super()._run_one(st, monitor, conn)
+
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    Ordered(Target.parse(events, "test"), OnlineOptions(jobs=2, out=out)).run(
+        [stmt("CREATE INDEX CONCURRENTLY ix_o1 ON notes (body)"),
+         stmt("CREATE INDEX CONCURRENTLY ix_o2 ON events (account)"),
+         stmt("CREATE INDEX CONCURRENTLY ix_o3 ON events (kind)")])
+    assert started[0] == "ix_o2" and sorted(started) == ["ix_o1", "ix_o2", "ix_o3"]
 
 
 def test_rollback_refuses_to_drop_an_index_backing_a_constraint(events: str) -> None:

@@ -162,7 +162,7 @@ def maintain(target: Target, options: Options | None = None, out: Output | None 
         steps = plan(target, options)
         for step in steps:
             out.info(step.describe() if step.action != "leave alone" else f"left alone: {step.describe()}")
-        analyze = [s.table for s in steps if s.action == "analyze" and s.table]
+        analyze = [(*s.table, s.reason) for s in steps if s.action == "analyze" and s.table]
         analyze_tables(target, analyze, options.online)
         statements = []
         for step in steps:

@@ -37,11 +37,11 @@ from . import db, drivers
 from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed
 from .intercept import RunState, capped_lock_timeout, intercepted
 from .locking import RunLock, run_lock
+from .locks import describe as lock_label
 from .online import OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
 from .settings import Migrations, Target
-from .locks import describe as lock_label
 from .statements import must_run_outside_transaction, split_sql
 
 

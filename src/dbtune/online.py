@@ -56,9 +56,10 @@ class OnlineOptions:
     # ANALYZE, a partitioned index's ON ONLY/ATTACH/DROP), and the retries after it.
     lock_timeout_s: float = 2.0
     backoff: Backoff = field(default_factory=Backoff)
-    # When a list, tables to ANALYZE are queued here for the caller to analyze
-    # once at the end of a whole run (`dbtune apply` does), not after each step.
-    analyze_queue: list[tuple[str, str]] | None = None
+    # When a list, the tables that got new indexes are queued here (schema, table, and
+    # why it must be analyzed: an expression index; "" to decide by its statistics) for
+    # the caller to analyze once at the end of a whole run (`dbtune apply` does).
+    analyze_queue: list[tuple[str, str, str]] | None = None
     out: Output = field(default_factory=Output)
     # The run's lock (a locking.RunLock), checked before every build and while builds
     # are polled; None under plain `alembic upgrade`.
@@ -335,6 +336,12 @@ class Engine:
         def key(st: IndexStatement) -> tuple[str, str]:
             return tables[st] or ("", st.label)
 
+        sizes = self._sizes(tables) if self.options.jobs > 1 else {}
+
+        def work_left(st: IndexStatement, waiting: list[IndexStatement]) -> int:
+            # max() keeps the first of equals: revision order when sizes tie.
+            return sum(sizes.get(key(s), 0) for s in waiting if key(s) == key(st))
+
         def worker() -> None:
             conn: psycopg.Connection | None = None  # one build connection per worker, reused
             try:
@@ -343,9 +350,11 @@ class Engine:
                         while True:
                             if errors or not pending:
                                 return
-                            # The first pending statement whose table is free: revision order,
-                            # and never two builds on one table (they deadlock each other).
-                            pick = next((s for s in pending if key(s) not in busy), None)
+                            # Never two builds on one table (they deadlock each other); among the
+                            # free ones, the table with the most work left first (by relation
+                            # size), so that no long table's builds trail alone at the end.
+                            free = [s for s in pending if key(s) not in busy]
+                            pick = max(free, key=lambda s: work_left(s, pending)) if free else None
                             if pick is not None:
                                 pending.remove(pick)
                                 busy.add(key(pick))
@@ -401,12 +410,24 @@ class Engine:
             raise errors[0]
         # ANALYZE once the builds are done: it holds a snapshot, which a concurrent
         # build on another table would otherwise have to wait for.
-        built = [t for st in statements if results[st].outcome in ("built", "reindexed") and (t := tables[st])]
+        built = [(*t, f"its new index {st.label} is on an expression" if has_expression(st) else "")
+                 for st in statements
+                 if results[st].outcome in ("built", "reindexed") and (t := tables[st])]
         if self.options.analyze_queue is not None:
             self.options.analyze_queue.extend(built)
         else:
             analyze_tables(self.target, built, self.options)
         return [results[st] for st in statements]
+
+    def _sizes(self, tables: dict[IndexStatement, tuple[str, str] | None]) -> dict[tuple[str, str], int]:
+        """Each table's size in bytes (its heap: what a build reads)."""
+        wanted = sorted({t for t in tables.values() if t})
+        if not wanted:
+            return {}
+        with db.connect(self.target, purpose="sizes") as conn:
+            return {t: conn.execute("SELECT pg_relation_size(%s::regclass)",
+                                    [sql.Identifier(*t).as_string(conn)]).fetchone()[0]  # type: ignore[index]
+                    for t in wanted}
 
     # -- one statement ------------------------------------------------------
 
@@ -819,8 +840,35 @@ def _left_behind(left: list[str]) -> str:
             "and will be removed by the next dbtune apply")
 
 
-def analyze_tables(target: Target, tables: list[tuple[str, str]], options: OnlineOptions) -> None:
-    """ANALYZE each table once, so the planner prices the new indexes right away.
+def has_expression(st: IndexStatement) -> bool:
+    """Whether a CREATE INDEX has an expression column (the only kind that needs new statistics)."""
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+
+    if st.verb != "create":
+        return False
+    try:
+        [raw] = parse_sql(st.sql)
+    except (ParseError, ValueError):
+        return True  # unsure: analyze, as before
+    stmt = raw.stmt
+    return isinstance(stmt, ast.IndexStmt) and any(p.expr is not None for p in stmt.indexParams or ())
+
+
+# A table whose rows changed this much since its last ANALYZE has stale statistics
+# (autovacuum's default analyze threshold is 10%).
+STALE_FRACTION = 0.1
+
+
+def analyze_tables(target: Target, tables: list[tuple[str, str, str]], options: OnlineOptions) -> None:
+    """ANALYZE the tables that need it, once each, saying why: (schema, table, reason), where
+    an empty reason leaves the decision to the table's statistics.
+
+    PostgreSQL's CREATE INDEX documentation: a new index on plain columns uses the
+    table's existing column statistics at once; only an expression index needs
+    ANALYZE (or autovacuum) to gather statistics for its expression.  So a table is
+    analyzed when it got an expression index, or when its statistics are missing or
+    stale; the others are left alone, and the output says so.
 
     Best effort: the indexes are built whatever happens here.  Bounded by
     lock_timeout (ANALYZE's SHARE UPDATE EXCLUSIVE lock only conflicts with DDL
@@ -828,23 +876,46 @@ def analyze_tables(target: Target, tables: list[tuple[str, str]], options: Onlin
     queue in front of the application), and free of any statement_timeout the
     role or database sets.
     """
-    unique = list(dict.fromkeys(tables))
-    if not unique:
+    reasons: dict[tuple[str, str], str] = {}
+    for schema, table, reason in tables:
+        reasons[(schema, table)] = reasons.get((schema, table)) or reason
+    if not reasons:
         return
     try:
         with db.connect(target, purpose="analyze") as conn:
             conn.execute("SET statement_timeout = 0")
             conn.execute(set_lock_timeout(options.lock_timeout_s))
-            for schema, table in unique:
+            for (schema, table), reason in reasons.items():
+                why = reason or _stale(conn, schema, table)
+                if why is None:
+                    options.out.info(f"not analyzed {schema}.{table}: its new indexes are on plain columns, "
+                                     "which use the table's current statistics")
+                    continue
                 try:
                     conn.execute(sql.SQL("ANALYZE {}").format(_ident(schema, table)))
-                    options.out.info(f"analyzed {schema}.{table}")
+                    options.out.info(f"analyzed {schema}.{table}: {why}")
                 except psycopg.errors.LockNotAvailable:
                     options.out.warn(f"ANALYZE {schema}.{table} skipped: the table is locked "
                                      "(autovacuum will do it)")
     except (DbtuneError, psycopg.Error) as exc:
         options.out.warn(f"ANALYZE of the new indexes' tables did not finish ({exc}); "
                          "run ANALYZE on them, or let autovacuum do it")
+
+
+def _stale(conn: psycopg.Connection, schema: str, table: str) -> str | None:
+    """Why a table's statistics need refreshing, or None when they are current."""
+    row = conn.execute(
+        "SELECT s.last_analyze IS NULL AND s.last_autoanalyze IS NULL, s.n_mod_since_analyze, c.reltuples "
+        "FROM pg_class c JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = %s::regclass",
+        [sql.Identifier(schema, table).as_string(conn)]).fetchone()
+    if row is None:
+        return None
+    never, changed, rows = row
+    if never:
+        return "it has never been analyzed"
+    if changed and changed > STALE_FRACTION * max(rows, 1):
+        return f"its statistics are stale ({changed:,} rows changed since its last ANALYZE)"
+    return None
 
 
 def _cancel(target: Target, pid: int) -> None:
