@@ -58,3 +58,12 @@ def test_report_tables_fit_120_columns_with_units_and_right_aligned_numbers() ->
     assert len(lines[2]) == len(lines[3])  # numbers right-aligned: both rows end in the same column
     assert render_grid(rows, columns, "csv").splitlines()[0] == "query,size,mean,calls"
     assert render_grid(rows, columns, "markdown").startswith("| query")
+
+
+def test_comments_are_cut_where_postgresql_finds_them() -> None:
+    from dbtune.statements import strip_comments
+
+    text = ("-- verify: SELECT 1 -- not code\nCREATE INDEX CONCURRENTLY ix ON t (a) /* a /* nested */ comment */ "
+            "WHERE note <> '--kept' AND name = 'é' AND body = $$/* kept */$$; -- tail")
+    assert strip_comments(text) == ("CREATE INDEX CONCURRENTLY ix ON t (a)   WHERE note <> '--kept' AND "
+                                    "name = 'é' AND body = $$/* kept */$$;")

@@ -62,7 +62,24 @@ def split_qualified(name: str) -> tuple[str | None, str]:
 
 
 def strip_comments(sql: str) -> str:
-    return sqlparse.format(sql, strip_comments=True).strip()
+    """``sql`` without its comments, cut out where PostgreSQL's own lexer (pglast) finds them.
+
+    The lexer knows quotes, dollar quoting and nested comments, and costs a few
+    microseconds where sqlparse's formatter took milliseconds a statement.
+    """
+    from pglast.parser import ParseError, scan
+
+    try:
+        tokens = scan(sql)
+    except ParseError:  # not lexable as PostgreSQL (an unterminated quote): the slower, lenient way
+        return sqlparse.format(sql, strip_comments=True).strip()
+    kept, at = [], 0
+    for token in tokens:  # offsets in characters, end inclusive
+        if token.name in ("SQL_COMMENT", "C_COMMENT"):
+            kept.append(sql[at:token.start] + " ")
+            at = token.end + 1
+    kept.append(sql[at:])
+    return "".join(kept).strip()
 
 
 def split_sql(text: str) -> list[str]:
