@@ -13,10 +13,10 @@ import pytest
 
 from dbtune.errors import BuildBlocked, DbtuneError, MigrationFailed
 from dbtune.locking import Backoff
-from dbtune.online import Engine, OnlineOptions
+from dbtune.online import Engine, OnlineOptions, next_build
 from dbtune.output import Output
 from dbtune.settings import Target
-from dbtune.statements import parse_index_statement
+from dbtune.statements import IndexStatement, parse_index_statement
 from tests.fix_cli import OWN_MIGRATIONS, dbtune_process, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
@@ -409,20 +409,21 @@ def test_only_tables_that_need_it_are_analyzed_once_each(events: str) -> None:
 
 
 def test_jobs_start_the_table_with_the_most_work_first(events: str) -> None:
-    """notes is tiny and listed first: with --jobs 2 the build on events (the big table) starts first."""
-    started: list[str] = []
+    """notes is tiny and listed first: the next build is the big table's, and never one on a busy table."""
+    statements = [stmt("CREATE INDEX CONCURRENTLY ix_o1 ON notes (body)"),
+                  stmt("CREATE INDEX CONCURRENTLY ix_o2 ON events (account)"),
+                  stmt("CREATE INDEX CONCURRENTLY ix_o3 ON events (kind)")]
+    eng, _, _ = engine(events, jobs=2)
+    tables = {st: ("public", st.table or "") for st in statements}
+    sizes = eng._sizes(tables)
+    assert sizes[("public", "events")] > sizes[("public", "notes")] == 0
 
-    class Ordered(Engine):
-        def _run_one(self, st, monitor, conn):  # type: ignore[no-untyped-def]
-            started.append(st.name)
-            return super()._run_one(st, monitor, conn)
+    def key(st: IndexStatement) -> tuple[str, str]:
+        return tables[st]
 
-    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
-    Ordered(Target.parse(events, "test"), OnlineOptions(jobs=2, out=out)).run(
-        [stmt("CREATE INDEX CONCURRENTLY ix_o1 ON notes (body)"),
-         stmt("CREATE INDEX CONCURRENTLY ix_o2 ON events (account)"),
-         stmt("CREATE INDEX CONCURRENTLY ix_o3 ON events (kind)")])
-    assert started[0] == "ix_o2" and sorted(started) == ["ix_o1", "ix_o2", "ix_o3"]
+    assert next_build(statements, set(), key, sizes) is statements[1]
+    assert next_build(statements[:1] + statements[2:], {("public", "events")}, key, sizes) is statements[0]
+    assert next_build(statements, set(), key, {}) is statements[0]  # no sizes (--jobs 1): revision order
 
 
 def test_rollback_refuses_to_drop_an_index_backing_a_constraint(events: str) -> None:

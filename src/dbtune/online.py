@@ -27,6 +27,7 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,10 +339,6 @@ class Engine:
 
         sizes = self._sizes(tables) if self.options.jobs > 1 else {}
 
-        def work_left(st: IndexStatement, waiting: list[IndexStatement]) -> int:
-            # max() keeps the first of equals: revision order when sizes tie.
-            return sum(sizes.get(key(s), 0) for s in waiting if key(s) == key(st))
-
         def worker() -> None:
             conn: psycopg.Connection | None = None  # one build connection per worker, reused
             try:
@@ -353,8 +350,7 @@ class Engine:
                             # Never two builds on one table (they deadlock each other); among the
                             # free ones, the table with the most work left first (by relation
                             # size), so that no long table's builds trail alone at the end.
-                            free = [s for s in pending if key(s) not in busy]
-                            pick = max(free, key=lambda s: work_left(s, pending)) if free else None
+                            pick = next_build(pending, busy, key, sizes)
                             if pick is not None:
                                 pending.remove(pick)
                                 busy.add(key(pick))
@@ -838,6 +834,18 @@ def _left_behind(left: list[str]) -> str:
         return ""
     return (f"; the INVALID index {', '.join(left)} could not be dropped now (another session holds the table) "
             "and will be removed by the next dbtune apply")
+
+
+def next_build(pending: list[IndexStatement], busy: set[tuple[str, str]],
+               key: Callable[[IndexStatement], tuple[str, str]],
+               sizes: dict[tuple[str, str], int]) -> IndexStatement | None:
+    """The build to start next: never on a busy table; among the free ones, the table with the most work
+    left (its size times its pending builds), so that no long table's builds trail alone at the end.
+    max() keeps the first of equals: revision order when sizes tie (and with --jobs 1, no sizes)."""
+    free = [s for s in pending if key(s) not in busy]
+    if not free:
+        return None
+    return max(free, key=lambda st: sum(sizes.get(key(s), 0) for s in pending if key(s) == key(st)))
 
 
 def has_expression(st: IndexStatement) -> bool:
