@@ -6,6 +6,7 @@ that `dbtune --help` stays fast.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -109,6 +110,96 @@ def online_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return migration_options(func)
 
 
+FLEET_PARAMS = ("targets_file", "services", "all_services", "tags", "only", "exclude", "parallel", "canary",
+                "canary_first", "max_failures")
+
+
+def fleet_options(verb: str, add_format: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options that run ``verb`` over many databases (fleet.py); without them, one database as ever."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            fleet = {k: kwargs.pop(k) for k in FLEET_PARAMS}
+            if add_format:
+                fleet["fmt"] = kwargs.pop("fmt")
+            if not (fleet["targets_file"] or fleet["services"] or fleet["all_services"]):
+                if fleet["tags"] or fleet["only"] or fleet["exclude"] or fleet["canary"] or fleet["canary_first"]:
+                    raise click.UsageError("--tag, --only, --exclude and --canary select among --targets or "
+                                           "--service targets")
+                return func(**kwargs)
+            return _run_fleet(verb, fleet, kwargs)
+
+        options = [
+            click.option("--targets", "targets_file", type=click.Path(dir_okay=False, path_type=Path),
+                         metavar="FILE", help="Run on every target of this TOML file ([targets.NAME] url, tags)."),
+            click.option("--service", "services", multiple=True, metavar="NAME",
+                         help="Run on this libpq service (repeatable; PGSERVICEFILE or ~/.pg_service.conf)."),
+            click.option("--all-services", is_flag=True, help="Run on every service of the service file."),
+            click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only targets with this tag."),
+            click.option("--only", multiple=True, metavar="NAME", help="Only this target (repeatable)."),
+            click.option("--exclude", multiple=True, metavar="NAME", help="Not this target (repeatable)."),
+            click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+                         help="Targets at once (never two on one database)."),
+            click.option("--canary", metavar="NAME", help="Run this target first; stop if it fails."),
+            click.option("--canary-first", is_flag=True, help="Run the first selected target first; stop if it fails."),
+            click.option("--max-failures", type=click.IntRange(1), default=1, show_default=True,
+                         help="Stop starting new targets after this many failures."),
+        ]
+        if add_format:
+            options.append(click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                                        show_default=True, help="With --targets/--service: the summary's format."))
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+    return decorate
+
+
+def _child_args(ctx: click.Context, values: dict[str, Any]) -> list[str]:
+    """The command line a single-target run of this command gets: every option given, but the fleet's own,
+    the database (it reaches the child through its environment) and the summary's format."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        if name in FLEET_PARAMS or name in ("database_url", "fmt") or name not in values:
+            continue
+        value = values[name]
+        if value is None or value is False or value == () or value == param.default:
+            continue
+        if isinstance(param, click.Argument):
+            args += [str(v) for v in value]
+        elif isinstance(param, click.Option) and param.is_flag:
+            args.append(param.opts[0])
+        elif isinstance(param, click.Option) and param.multiple:
+            for v in value:
+                args += [param.opts[0], str(v)]
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
+def _run_fleet(verb: str, fleet: dict[str, Any], values: dict[str, Any]) -> None:
+    from . import fleet as f
+
+    if values.get("database_url"):
+        raise click.UsageError("--database-url names one database: with --targets or --service, leave it out")
+    targets: list[Any] = []
+    if fleet["targets_file"]:
+        targets += f.load_targets_file(fleet["targets_file"])
+    if fleet["services"] or fleet["all_services"]:
+        targets += f.load_services(list(fleet["services"]), fleet["all_services"])
+    f.refuse_duplicates(targets)
+    targets = f.select(targets, list(fleet["tags"]), list(fleet["only"]), list(fleet["exclude"]))
+    canary = fleet["canary"] or (targets[0].name if fleet["canary_first"] else None)
+    migrations = ["--migrations", values["migrations"]] if values.get("migrations") else []
+    fmt = fleet.get("fmt") or values.get("fmt") or "table"
+    out = _output(quiet=fmt == "json")
+    report = f.run(verb, targets, _child_args(click.get_current_context(), values), migrations=migrations,
+                   parallel=fleet["parallel"], canary=canary, max_failures=fleet["max_failures"], out=out)
+    f.render(report, _output(), fmt)
+    if report.exit_code:
+        raise click.exceptions.Exit(report.exit_code)
+
+
 def _output(quiet: bool = False, no_progress: bool = False) -> Any:
     from .output import Output
 
@@ -148,6 +239,7 @@ Examples:
 """)
 @click.option("--to", "to", default="head", show_default=True, metavar="REV", help="Revision to upgrade to.")
 @online_options
+@fleet_options("apply", add_format=True)
 def apply(to: str, database_url: str | None, migrations: str | None, dry_run: bool, quiet: bool,
           no_progress: bool, **online: Any) -> None:
     """Upgrade the database to a revision, building indexes without blocking writes."""
@@ -170,6 +262,7 @@ Examples:
 @click.option("--steps", type=int, metavar="N", help="Undo the N most recent revisions.")
 @click.option("--to", "to", metavar="REV", help="Revision to downgrade to ('base' undoes all).")
 @online_options
+@fleet_options("rollback", add_format=True)
 def rollback(steps: int | None, to: str | None, database_url: str | None, migrations: str | None,
              dry_run: bool, quiet: bool, no_progress: bool, **online: Any) -> None:
     """Downgrade the database; with no option, undo the most recent revision."""
@@ -190,6 +283,7 @@ Examples:
 """)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @migration_options
+@fleet_options("status")
 def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
     """Show the server version, current revision and pending revisions."""
     from . import migrate
@@ -268,6 +362,7 @@ Examples:
               metavar="RATIO", help="With --baseline: fail a check whose time grew more than this many times.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @connection_options
+@fleet_options("verify")
 def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: bool, save_baseline: Path | None,
            baseline: Path | None, compare: Path | None, max_regression: float, fmt: str,
            database_url: str | None) -> None:
@@ -315,6 +410,7 @@ From cron (quiet on success; exit 1 if a view failed, 4 if another run held them
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Nothing on success; warnings and errors on stderr.")
 @connection_options
+@fleet_options("refresh")
 def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older_than: str | None,
             timeout: float | None, jobs: int, keep: int, show_status: bool, fmt: str, quiet: bool,
             database_url: str | None) -> None:
@@ -476,6 +572,7 @@ Examples:
               help="Write the monitoring views again for this server (after an upgrade, or once "
                    "pg_stat_statements is preloaded).")
 @connection_options
+@fleet_options("report")
 def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_table_mb: float, min_index_mb: float,
            dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None, repair_views: bool,
            database_url: str | None) -> None:

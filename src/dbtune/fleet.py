@@ -1,0 +1,298 @@
+"""Fleet runs: one verb (apply, rollback, status, verify, refresh) over many databases.
+
+Each target runs exactly as a single-target run does, as its own `dbtune`
+process (Alembic's ``context`` and ``op`` are process-wide, so two migrations
+cannot share one): its own advisory lock, online engine, ``--max-wait`` and
+``--jobs``.  Around them, this module reads the targets (a TOML file, or libpq's
+service file), selects them (tags, --only, --exclude), refuses two names for
+one database, runs a canary first if asked, runs the rest ``parallel`` at a
+time, stops starting new ones after ``max_failures`` failures, and returns a
+verdict per target.  Running the same command again is idempotent: targets
+already at the destination do nothing, the others continue from where they are.
+
+Passwords never need to be in the targets file: each child's libpq reads
+``~/.pgpass`` (or PGPASSFILE) and PGPASSWORD as usual.  The URL reaches the child
+through its environment, never its command line (which `ps` shows).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError
+from .output import Output
+from .settings import Target, scrub
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    name: str
+    dsn: str  # a URL or a libpq connection string; may name a service
+    tags: tuple[str, ...] = ()
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(self.dsn, f"target {self.name}")
+
+
+@dataclass
+class TargetResult:
+    name: str
+    outcome: str = "not started"  # done, failed, not started
+    exit_code: int | None = None
+    server: str = ""
+    before: str = ""
+    after: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class FleetReport:
+    verb: str
+    results: list[TargetResult] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every selected target succeeded, else the highest exit code among them (5 > 4 > 3 > 2 > 1)."""
+        codes = [r.exit_code if r.exit_code is not None else EXIT_FAILED for r in self.results
+                 if r.outcome != "done"]
+        return max(codes, default=0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"verb": self.verb, "exit_code": self.exit_code, "targets": [asdict(r) for r in self.results]}
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+def load_targets_file(path: Path) -> list[FleetTarget]:
+    """``[targets.NAME]`` tables with ``url`` (or ``dsn``/``service``) and optional ``tags``."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"targets file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"targets file {path}: {exc}") from None
+    tables = data.get("targets")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"targets file {path} has no [targets.NAME] tables")
+    found = []
+    for name, entry in tables.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"targets file {path}: targets.{name} must be a table with a url")
+        if "service" in entry:
+            dsn = f"service={entry['service']}"
+        else:
+            dsn = entry.get("url") or entry.get("dsn")
+        if not isinstance(dsn, str) or not dsn:
+            raise ConfigError(f"targets file {path}: targets.{name} has no url")
+        tags = entry.get("tags", [])
+        if isinstance(tags, str):
+            tags = [tags]
+        found.append(FleetTarget(name, dsn, tuple(tags)))
+    return found
+
+
+def service_files() -> list[Path]:
+    """libpq's service files, in its order: PGSERVICEFILE (or ~/.pg_service.conf), then PGSYSCONFDIR's."""
+    files = [Path(os.environ["PGSERVICEFILE"]) if "PGSERVICEFILE" in os.environ
+             else Path.home() / ".pg_service.conf"]
+    if "PGSYSCONFDIR" in os.environ:
+        files.append(Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
+    return [f for f in files if f.is_file()]
+
+
+def _services() -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for path in reversed(service_files()):  # the user's file wins
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error as exc:
+            raise ConfigError(f"service file {path}: {str(exc).splitlines()[0]}") from None
+        for section in parser.sections():
+            found[section] = dict(parser[section])
+    return found
+
+
+def load_services(names: list[str], all_services: bool) -> list[FleetTarget]:
+    services = _services()
+    if all_services:
+        names = list(services)
+    missing = [n for n in names if n not in services]
+    if missing:
+        where = ", ".join(str(f) for f in service_files()) or \
+            "no service file found (PGSERVICEFILE, ~/.pg_service.conf)"
+        raise ConfigError(f"unknown service {missing[0]!r} (looked in {where})")
+    return [FleetTarget(n, f"service={n}") for n in names]
+
+
+def select(targets: list[FleetTarget], tags: list[str], only: list[str], exclude: list[str]) -> list[FleetTarget]:
+    names = {t.name for t in targets}
+    for name in [*only, *exclude]:
+        if name not in names:
+            raise ConfigError(f"no target named {name!r} (targets: {', '.join(sorted(names))})")
+    chosen = [t for t in targets if (not tags or set(tags) & set(t.tags)) and (not only or t.name in only)
+              and t.name not in exclude]
+    if not chosen:
+        raise ConfigError("no target left after --tag/--only/--exclude")
+    return chosen
+
+
+def _address(t: FleetTarget, services: dict[str, dict[str, str]]) -> tuple[str, str, str]:
+    """host, port, database as libpq would resolve them (service entries expanded)."""
+    target = t.target
+    params = dict(services.get(str(target.url.query.get("service", "")), {}))
+    params.update({k: str(v) for k, v in target.connect_kwargs().items() if k != "service"})
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    if host in ("127.0.0.1", "::1"):
+        host = "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
+    return host, str(port), dbname
+
+
+def refuse_duplicates(targets: list[FleetTarget]) -> None:
+    """Two names for one host, port and database would run two migrations on one database."""
+    seen: dict[tuple[str, str, str], str] = {}
+    names: set[str] = set()
+    services = _services()
+    for t in targets:
+        if t.name in names:
+            raise ConfigError(f"two targets are named {t.name!r}")
+        names.add(t.name)
+        address = _address(t, services)
+        if address in seen:
+            raise ConfigError(f"targets {seen[address]!r} and {t.name!r} are the same database "
+                              f"({address[0]}:{address[1]}/{address[2]}): keep one")
+        seen[address] = t.name
+
+
+# -- running -------------------------------------------------------------------------------------
+
+def _child(args: list[str], t: FleetTarget) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env["DBTUNE_DATABASE_URL"] = t.dsn
+    return subprocess.Popen([sys.executable, "-m", "dbtune.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _status(t: FleetTarget, migrations: list[str]) -> tuple[int, dict[str, Any]]:
+    with _child(["status", "--format", "json", *migrations], t) as proc:
+        out, _ = proc.communicate()
+    try:
+        return proc.returncode, json.loads(out[out.index("{"):]) if proc.returncode == 0 else {"error": out}
+    except ValueError:
+        return proc.returncode, {"error": out}
+
+
+def _last_error(lines: list[str]) -> str:
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors[-1] if errors else (lines[-1] if lines else "")).removeprefix("error: ").strip()
+
+
+def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], out: Output) -> TargetResult:
+    result = TargetResult(t.name)
+    started = time.monotonic()
+    out.info(f"[{t.name}] running {verb}")
+    if verb in ("apply", "rollback", "status"):
+        code, status = _status(t, migrations)
+        if code != 0:
+            result.outcome, result.exit_code = "failed", code
+            result.error = scrub(_last_error(status.get("error", "").splitlines()), t.target.password)
+            result.seconds = round(time.monotonic() - started, 2)
+            out.warn(f"[{t.name}] failed: {result.error}")
+            return result
+        result.server = str(status.get("server_version", ""))
+        result.before = ", ".join(status.get("current") or []) or "base"
+    lines: list[str] = []
+    if verb != "status":
+        with _child([verb, *args], t) as proc:  # closes its pipe
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                out.info(f"[{t.name}] {line}")
+        code = proc.returncode
+    else:
+        code = 0
+    result.exit_code = code
+    if verb in ("apply", "rollback") and code != EXIT_UNREACHABLE:
+        after_code, after = _status(t, migrations)
+        result.after = (", ".join(after.get("current") or []) or "base") if after_code == 0 else "?"
+    elif verb == "status":
+        result.after = result.before
+    result.outcome = "done" if code == 0 else "failed"
+    if code != 0:
+        result.error = scrub(_last_error(lines), t.target.password)
+        out.warn(f"[{t.name}] failed (exit {code}): {result.error}")
+    else:
+        out.info(f"[{t.name}] done" + (f": {result.before} -> {result.after}" if verb in ("apply", "rollback")
+                                        else ""))
+    result.seconds = round(time.monotonic() - started, 2)
+    return result
+
+
+def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: list[str] | None = None,
+        parallel: int = 1, canary: str | None = None, max_failures: int = 1,
+        out: Output | None = None) -> FleetReport:
+    """``dbtune VERB ARGS`` on each target; see the module's docstring."""
+    out = out or Output()
+    migrations = migrations or []
+    report = FleetReport(verb, [TargetResult(t.name) for t in targets])
+    by_name = {r.name: r for r in report.results}
+    order = list(targets)
+    if canary is not None:
+        first = next((t for t in targets if t.name == canary), None)
+        if first is None:
+            raise ConfigError(f"--canary {canary}: no such target")
+        by_name[first.name].__dict__.update(asdict(run_one(first, verb, args, migrations, out)))
+        if by_name[first.name].outcome != "done":
+            out.warn(f"canary {first.name} failed: no other target was started")
+            return report
+        order = [t for t in targets if t.name != canary]
+    failures = 0
+    lock = threading.Lock()
+
+    def one(t: FleetTarget) -> None:
+        nonlocal failures
+        with lock:
+            if failures >= max_failures:
+                return
+        result = run_one(t, verb, args, migrations, out)
+        with lock:
+            by_name[t.name].__dict__.update(asdict(result))
+            if result.outcome != "done":
+                failures += 1
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        # Every target is queued; each checks the failures so far before it starts.
+        for future in [pool.submit(one, t) for t in order]:
+            future.result()
+    skipped = [r.name for r in report.results if r.outcome == "not started"]
+    if skipped:
+        out.warn(f"not started after {failures} failure(s) (--max-failures {max_failures}): {', '.join(skipped)}")
+    return report
+
+
+def render(report: FleetReport, out: Output, fmt: str = "table") -> None:
+    if fmt == "json":
+        out.json(report.as_dict())
+        return
+    from .output import Column
+
+    out.grid([asdict(r) for r in report.results],
+             [Column("name", "target"), Column("server", "server"), Column("before", "before"),
+              Column("after", "after"), Column("seconds", "seconds", "float"), Column("outcome", "outcome"),
+              Column("error", "error", "sql")])
