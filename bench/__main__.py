@@ -14,9 +14,11 @@ the same throwaway server and the same seeded data:
 * long chain: `dbtune apply` against plain `alembic upgrade head` on 300
   small revisions (bench/chain.py; `--only chain` runs just this part);
 * refresh: readers of a materialized view during `dbtune refresh` (CONCURRENTLY)
-  and during a plain REFRESH (bench/refresh.py; `--only refresh`).
+  and during a plain REFRESH (bench/refresh.py; `--only refresh`);
+* growth: `dbtune apply` wall time and peak RSS at scales 0.25, 1 and 4
+  (bench/growth.py; `--only growth`).
 
-Each part writes bench/results/<part>.json (indexes, refresh, chain) with the
+Each part writes bench/results/<part>.json (indexes, refresh, chain, growth) with the
 machine and every raw figure, and prints its tables.  Targets
 are reported as met or missed; nothing here is a test assertion.
 """
@@ -45,6 +47,7 @@ from dbtune.statements import read_index_file
 
 from . import docs
 from .chain import chain_report, run_chain
+from .growth import growth_report, run_growth
 from .load import Writer
 from .refresh import refresh_report, run_refresh
 
@@ -219,9 +222,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale (1 = about 1,000,000 orders)")
     parser.add_argument("--rate", type=float, default=500.0, help="writer inserts per second")
-    parser.add_argument("--only", choices=["indexes", "chain", "refresh"],
+    parser.add_argument("--scales", default="0.25,1,4",
+                        help="scales of the growth part (apply time and peak memory per scale)")
+    parser.add_argument("--only", choices=["indexes", "chain", "refresh", "growth"],
                         help="run one part: the index builds and checks (with the refresh), the long migration "
-                             "chain, or the refresh alone")
+                             "chain, the refresh alone, or the growth per scale")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
     parser.add_argument("--refresh-rounds", type=int, default=3, help="rounds of each refresh mode")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone (smoke runs)")
@@ -229,24 +234,28 @@ def main() -> None:
     args = parser.parse_args()
     if args.only == "refresh":
         results = run_refresh_only(args.scale, args.refresh_rounds)
+    elif args.only == "growth":
+        results = {}
     elif args.only != "chain":
         results = run(args.scale, args.rate, args.refresh_rounds)
     else:
         results = {}
     if args.only in (None, "chain"):
         results["chain"] = run_chain(args.chain_rounds)
+    if args.only in (None, "growth"):
+        results["growth"] = run_growth([float(s) for s in args.scales.split(",") if s.strip()])
     results_dir = args.results or RESULTS
     results_dir.mkdir(exist_ok=True, parents=True)
     machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                            / 1024 ** 3, 1)}
     common = {k: results[k] for k in ("scale", "server", "orders", "seed_s") if k in results}
-    for part in ("refresh", "chain"):
+    for part in ("refresh", "chain", "growth"):
         if part in results:
             data = {"machine": machine, **common, **results[part]} if part == "refresh" else \
                 {"machine": machine, **results[part]}  # type: ignore[dict-item]
             (results_dir / f"{part}.json").write_text(json.dumps(data, indent=2))
     if "write_stall" in results:
-        indexes = {k: v for k, v in results.items() if k not in ("refresh", "chain")}
+        indexes = {k: v for k, v in results.items() if k not in ("refresh", "chain", "growth")}
         (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes}, indent=2))
     if not args.no_docs:
         docs.write()  # docs/benchmarks.md's figures, from every results file
@@ -256,6 +265,9 @@ def main() -> None:
     if "refresh" in results:
         print()
         print(refresh_report(results["refresh"]))  # type: ignore[arg-type]
+    if "growth" in results:
+        print()
+        print(growth_report(results["growth"]))  # type: ignore[arg-type]
     if "chain" in results:
         print()
         print(chain_report(results["chain"]))  # type: ignore[arg-type]

@@ -105,6 +105,17 @@ def figures() -> str:
             helps = chain["help"]
             ratio = round(helps["dbtune"] / helps["alembic"], 3) if helps.get("alembic") else None
             targets.append(_row("dbtune --help / alembic --help", ratio, "x", "< 0.25x", _verdict(ratio, 0.25)))
+    growth = _load("growth")
+    if growth:
+        runs = growth["runs"]
+        lines += [f"**Growth** (`python -m bench --only growth`): `dbtune apply --to 0006` per scale, "
+                  f"{_machine(growth)}.", "", "| scale | orders | apply s | s per million orders | peak RSS MB |",
+                  "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['scale']} | {r['orders']:,} | {r['wall_s']} | {r['s_per_million_orders']} | "
+                  f"{r['peak_rss_mb']} |" for r in runs]
+        lines.append("")
+        worst = max(r["peak_rss_mb"] for r in runs)
+        targets.append(_row("peak RSS of dbtune apply, largest scale", worst, " MB", "< 150 MB", _verdict(worst, 150)))
     lines += ["**Targets**", "", *targets, "", END]
     return "\n".join(lines)
 

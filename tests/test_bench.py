@@ -25,6 +25,12 @@ def test_the_index_and_refresh_benchmarks_run(tmp_path: Path) -> None:
     assert results["refresh"]["runs"]["plain REFRESH"][0]["reads"] > 0  # type: ignore[index]
 
 
+def test_the_growth_benchmark_runs(tmp_path: Path) -> None:
+    results = bench(tmp_path, "--only", "growth", "--scales", "0.001")
+    [run] = results["growth"]["runs"]  # type: ignore[misc]
+    assert run["orders"] == 1000 and run["peak_rss_mb"] > 0  # type: ignore[index]
+
+
 def test_the_chain_benchmark_runs(tmp_path: Path) -> None:
     results = bench(tmp_path, "--only", "chain", "--chain-rounds", "1")
     tools = results["chain"]["tools"]
