@@ -84,8 +84,12 @@ class RunLock:
         assert self.conn is not None
         return self.conn.info.backend_pid
 
-    def acquire(self, wait: bool, poll_s: float) -> None:
-        conn = db.connect(self.target, purpose="lock")
+    def acquire(self, wait: bool, poll_s: float, session: psycopg.Connection | None = None) -> None:
+        """Take the lock on a new session, or on ``session`` (an idle autocommit session of
+        the caller's, which the lock then owns and closes): one connection fewer per run."""
+        if session is not None:
+            session.execute("SELECT set_config('application_name', %s, false)", [f"{db.APPLICATION} lock"])
+        conn = session or db.connect(self.target, purpose="lock")
         try:
             announced = False
             while not _try(conn, self.key):
@@ -146,6 +150,19 @@ class RunLock:
                            f"and {who} holds the lock now: stopped here, before changing anything more",
                            holder_pid=holder)
 
+    @contextlib.contextmanager
+    def borrowed(self) -> Iterator[psycopg.Connection]:
+        """The holding session for a quick autocommit read (never a transaction: it must hold
+        no snapshot, or our own concurrent builds would wait for it); a new session when the
+        holding one was lost, so that a run stopped by that loss can still say where it is."""
+        with self._mutex:
+            if self.alive():
+                assert self.conn is not None
+                yield self.conn
+                return
+        with db.connect(self.target, purpose="status") as conn:
+            yield conn
+
     def release(self) -> None:
         with self._mutex:
             if self.conn is not None:
@@ -167,10 +184,11 @@ def _holder(conn: psycopg.Connection, key: int) -> tuple[str, int | None]:
 
 @contextlib.contextmanager
 def run_lock(target: Target, *, wait: bool = False, out: Output | None = None, poll_s: float = 1.0,
-             key: int = LOCK_KEY, what: str = "migration lock") -> Iterator[RunLock]:
+             key: int = LOCK_KEY, what: str = "migration lock",
+             session: psycopg.Connection | None = None) -> Iterator[RunLock]:
     """Hold one of the database's dbtune locks for the length of the block."""
     lock = RunLock(target, key, what, out)
-    lock.acquire(wait, poll_s)
+    lock.acquire(wait, poll_s, session)
     try:
         yield lock
     finally:

@@ -37,7 +37,6 @@ from . import db, drivers
 from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed
 from .intercept import RunState, capped_lock_timeout, intercepted
 from .locking import RunLock, run_lock
-from .locks import describe as lock_label
 from .online import OnlineOptions, analyze_tables
 from .ops import OPTIONS_KEY, OWN_PIDS_KEY
 from .output import Output
@@ -151,6 +150,9 @@ class _Run:
         self.bound: Target | None = None
         self.migration_target: str = ""
         self.lock: RunLock | None = None
+        # dbtune's own session on the target: opened by the preflight, it checks the
+        # database env.py reached and then becomes the lock's session (see _own).
+        self.own: psycopg.Connection | None = None
         self.stack = contextlib.ExitStack()
         self.before: list[str] | None = None
         self.destination: str | None = None
@@ -168,8 +170,8 @@ class _Run:
     def env(self, *, as_sql: bool = False, starting_rev: str | None = None,
             destination_rev: str | None = None) -> None:
         """Run env.py once, with dbtune's hooks and error mapping."""
-        if self.bound is None and self.target.explicit:
-            db.connect(self.target, purpose="preflight").close()  # a clear error before env.py runs
+        if self.bound is None and self.target.explicit and self.own is None:
+            self._own(self.target)  # a clear error before env.py runs
         with _errors(self), intercepted(self.state) as flush:
             with EnvironmentContext(self.config, self.script, fn=self.steps, as_sql=as_sql,
                                     starting_rev=starting_rev, destination_rev=destination_rev):
@@ -182,8 +184,9 @@ class _Run:
             return self.plan(self, heads) or []
         self._bind(connection, context)
         if self.want_lock and self.lock is None:
+            session, self.own = self.own, None
             self.lock = self.stack.enter_context(run_lock(self.bound or self.target, wait=self.options.wait_for_lock,
-                                                          out=self.out))
+                                                          out=self.out, session=session))
             self.state.lock = self.options.online.lock = self.lock
             self.config.attributes[OWN_PIDS_KEY] = self.lock.pids
             # What the database is at now that we hold the lock: if a run we queued behind
@@ -204,8 +207,8 @@ class _Run:
             candidate = self.target if self.target.explicit else Target.from_engine_url(
                 connection.engine.url, source="env.py's connection")
             try:
-                with db.connect(candidate, purpose="preflight") as conn:
-                    ours = drivers.identity(conn)
+                ours = drivers.identity(self.own if self.own is not None and candidate is self.target
+                                        else self._own(candidate))
             except ConnectionFailed as exc:
                 if self.target.explicit:
                     raise
@@ -229,13 +232,29 @@ class _Run:
         if not connection.in_transaction():
             raw.commit()  # SQLAlchemy has no transaction open: end the one the driver began for us
 
+    def _own(self, target: Target) -> psycopg.Connection:
+        if self.own is not None:
+            self.own.close()
+        self.own = db.connect(target, purpose="preflight")
+        self.stack.callback(self.own.close)
+        return self.own
+
+    def session(self) -> contextlib.AbstractContextManager[psycopg.Connection]:
+        """A session of dbtune's own on the bound database: the lock's or the preflight's, else a new one."""
+        assert self.bound is not None
+        if self.lock is not None:
+            return self.lock.borrowed()
+        if self.own is not None and not self.own.closed:
+            return contextlib.nullcontext(self.own)
+        return db.connect(self.bound, purpose="status")
+
     def versions(self) -> list[str] | None:
         """The revisions the database is at, read on a session of dbtune's own (None if unknown)."""
         if self.bound is None:
             return None
         found: list[str] = []
         try:
-            with db.connect(self.bound, purpose="status") as conn:
+            with self.session() as conn:
                 for schema, table in self.version_tables:
                     try:
                         found += [r[0] for r in conn.execute(sql.SQL("SELECT version_num FROM {}").format(
@@ -289,7 +308,7 @@ def status(target: Target, migrations: Migrations) -> Status:
               lock=False) as run:
         run.env()
         assert run.bound is not None
-        with db.connect(run.bound, purpose="status") as conn:
+        with run.session() as conn:
             version = db.server_version(conn)
             invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
     current = run.before or []
@@ -632,6 +651,8 @@ def annotate(script_text: str, options: RunOptions) -> tuple[str, int]:
     (a statement PostgreSQL refuses inside a transaction block, outside
     ``autocommit_block()``): the dry run and the apply agree on those.
     """
+    from .locks import describe as lock_label  # pglast's tables: the dry run's, not every run's
+
     lines: list[str] = []
     errors = 0
     in_tx = False

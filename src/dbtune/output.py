@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from tabulate import tabulate
-
 
 @dataclass
 class Output:
@@ -71,6 +69,8 @@ class Output:
         self.result(render_grid(rows, columns, fmt))
 
     def table(self, rows: list[list[Any]] | list[dict[str, Any]], headers: Any = "keys") -> None:
+        from tabulate import tabulate  # loaded when a table is printed, not at every start-up
+
         self.result(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
 
     def json(self, data: Any) -> None:
@@ -192,6 +192,8 @@ def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "t
         widths[i] = max(floor, widths[i] - (sum(widths) - room))
         for line in cells:
             line[i] = shorten(line[i], widths[i])
+    from tabulate import tabulate
+
     align = ["right" if c.numeric else "left" for c in columns]
     return tabulate(cells, headers=[c.header for c in columns], tablefmt="github" if fmt == "markdown" else "simple",
                     colalign=align, disable_numparse=True)

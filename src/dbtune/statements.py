@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlparse
-
 # PostgreSQL's unquoted identifiers: a letter (any alphabet) or _, then letters, digits, _ or $.
 _IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
 _QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
@@ -72,6 +70,8 @@ def strip_comments(sql: str) -> str:
     try:
         tokens = scan(sql)
     except ParseError:  # not lexable as PostgreSQL (an unterminated quote): the slower, lenient way
+        import sqlparse
+
         return sqlparse.format(sql, strip_comments=True).strip()
     kept, at = [], 0
     for token in tokens:  # offsets in characters, end inclusive
@@ -84,6 +84,8 @@ def strip_comments(sql: str) -> str:
 
 def split_sql(text: str) -> list[str]:
     """Split a script into statements (sqlparse understands quotes, dollar quoting and comments)."""
+    import sqlparse  # loaded here, not at start-up: an apply with nothing to do never splits a file
+
     statements = []
     for statement in sqlparse.split(text):
         statement = statement.strip()
