@@ -15,10 +15,12 @@ the same throwaway server and the same seeded data:
   small revisions (bench/chain.py; `--only chain` runs just this part);
 * refresh: readers of a materialized view during `dbtune refresh` (CONCURRENTLY)
   and during a plain REFRESH (bench/refresh.py; `--only refresh`);
+* report: `dbtune report` against psql selecting the same monitoring views
+  (bench/report.py; with the index part);
 * growth: `dbtune apply` wall time and peak RSS at scales 0.25, 1 and 4
   (bench/growth.py; `--only growth`).
 
-Each part writes bench/results/<part>.json (indexes, refresh, chain, growth) with the
+Each part writes bench/results/<part>.json (indexes, refresh, report, chain, growth) with the
 machine and every raw figure, and prints its tables.  Targets
 are reported as met or missed; nothing here is a test assertion.
 """
@@ -26,6 +28,7 @@ are reported as met or missed; nothing here is a test assertion.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import subprocess
@@ -39,6 +42,7 @@ import psycopg
 from psycopg import sql
 from tabulate import tabulate
 
+import dbtune as dbtune_package
 from dbtune.output import Output
 from dbtune.resources import sql_path
 from dbtune.seed import seed
@@ -50,6 +54,7 @@ from .chain import chain_report, run_chain
 from .growth import growth_report, run_growth
 from .load import Writer
 from .refresh import refresh_report, run_refresh
+from .report import report_report, run_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
@@ -150,6 +155,7 @@ def run(scale: float, rate: float, refresh_rounds: int) -> dict[str, object]:
 
         results["verify"] = verify_speedups(dsn, env)
         results["refresh"] = run_refresh(dsn, env, refresh_rounds)  # the database is at head now
+        results["report"] = run_report(server.bindir, dsn, env)
     return results
 
 
@@ -232,6 +238,10 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone (smoke runs)")
     parser.add_argument("--results", type=Path, help="write the JSON files here instead of bench/results")
     args = parser.parse_args()
+    # Time dbtune as an installed wheel runs: pip byte-compiles a wheel at install, and
+    # alembic's and SQLAlchemy's files were compiled so; an editable checkout under
+    # PYTHONDONTWRITEBYTECODE would otherwise compile dbtune's modules on every start.
+    compileall.compile_dir(Path(dbtune_package.__file__).parent, quiet=1)
     if args.only == "refresh":
         results = run_refresh_only(args.scale, args.refresh_rounds)
     elif args.only == "growth":
@@ -249,13 +259,13 @@ def main() -> None:
     machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                            / 1024 ** 3, 1)}
     common = {k: results[k] for k in ("scale", "server", "orders", "seed_s") if k in results}
-    for part in ("refresh", "chain", "growth"):
+    for part in ("refresh", "report", "chain", "growth"):
         if part in results:
-            data = {"machine": machine, **common, **results[part]} if part == "refresh" else \
+            data = {"machine": machine, **common, **results[part]} if part in ("refresh", "report") else \
                 {"machine": machine, **results[part]}  # type: ignore[dict-item]
             (results_dir / f"{part}.json").write_text(json.dumps(data, indent=2))
     if "write_stall" in results:
-        indexes = {k: v for k, v in results.items() if k not in ("refresh", "chain", "growth")}
+        indexes = {k: v for k, v in results.items() if k not in ("refresh", "report", "chain", "growth")}
         (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes}, indent=2))
     if not args.no_docs:
         docs.write()  # docs/benchmarks.md's figures, from every results file
@@ -265,6 +275,9 @@ def main() -> None:
     if "refresh" in results:
         print()
         print(refresh_report(results["refresh"]))  # type: ignore[arg-type]
+    if "report" in results:
+        print()
+        print(report_report(results["report"]))  # type: ignore[arg-type]
     if "growth" in results:
         print()
         print(growth_report(results["growth"]))  # type: ignore[arg-type]

@@ -86,6 +86,16 @@ def figures() -> str:
         lines.append("")
         worst = max(r["max_ms"] for r in refresh["runs"]["dbtune refresh (CONCURRENTLY)"])
         targets.append(_row("readers' worst wait during dbtune refresh", worst, " ms", "< 50 ms", _verdict(worst, 50)))
+    rep = _load("report")
+    if rep:
+        lines += [f"**Report** (part of `python -m bench --only indexes`): scale {rep.get('scale')}, "
+                  f"{rep['rounds']} rounds, PostgreSQL {rep.get('server', '?')}, {_machine(rep)}.", "",
+                  "| command | median s |", "|---|---:|"]
+        lines += [f"| `{rep['commands'][name]}` | {s} |" for name, s in rep["median_s"].items()]
+        costliest = sorted(rep["view_ms"].items(), key=lambda kv: -kv[1])[:3]
+        lines += ["", "Costliest views, alone: " + ", ".join(f"`{v}` {ms} ms" for v, ms in costliest) + ".", ""]
+        targets.append(_row("dbtune report / psql on the same views", rep.get("ratio"), "x", "<= 2x",
+                            _verdict(rep.get("ratio"), 2)))
     chain = _load("chain")
     if chain and chain.get("tools"):
         tools = chain["tools"]

@@ -17,12 +17,14 @@ def bench(tmp_path: Path, *args: str) -> dict[str, dict[str, object]]:
     return {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
 
 
-def test_the_index_and_refresh_benchmarks_run(tmp_path: Path) -> None:
+def test_the_index_refresh_and_report_benchmarks_run(tmp_path: Path) -> None:
     results = bench(tmp_path, "--only", "indexes", "--scale", "0.002", "--refresh-rounds", "1")
     runs = results["indexes"]["write_stall"]
     assert set(runs) >= {"dbtune apply", "psql CONCURRENTLY", "plain CREATE INDEX", "dbtune apply --jobs 2"}  # type: ignore[arg-type]
     assert all(r["errors"] == 0 for r in runs.values())  # type: ignore[union-attr, index]
     assert results["refresh"]["runs"]["plain REFRESH"][0]["reads"] > 0  # type: ignore[index]
+    assert len(results["report"]["wall_s"]["dbtune report"]) == 5  # type: ignore[index, arg-type]
+    assert "table_bloat_stats" in results["report"]["view_ms"]  # type: ignore[operator]
 
 
 def test_the_growth_benchmark_runs(tmp_path: Path) -> None:
