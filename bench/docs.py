@@ -52,10 +52,14 @@ def figures() -> str:
         lines += [f"**Index builds** (`python -m bench --only indexes`): PostgreSQL {indexes['server']}, scale "
                   f"{indexes['scale']} ({indexes['orders']:,} orders), writer at {indexes['writer_rate_per_s']:.0f} "
                   f"inserts/s, {_machine(indexes)}.", "",
-                  "| build | wall s | inserts | errors | writer median ms | writer p99 ms | writer max ms |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {r['wall_s']} | {r['inserts']} | {r['errors']} | {r['median_ms']} | {r['p99_ms']} | "
-                  f"{r['max_ms']} |" for name, r in runs.items()]
+                  "| build | wall s | server's build s | beyond the builds s | inserts | errors | writer median ms "
+                  "| writer p99 ms | writer max ms |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        beyond = {name: "(overlapped)" if r.get("beyond_builds_s") is None else r["beyond_builds_s"]
+                  for name, r in runs.items()}
+        lines += [f"| {name} | {r['wall_s']} | {r.get('server_build_s', '-')} | {beyond[name]} | "
+                  f"{r['inserts']} | {r['errors']} | {r['median_ms']} | {r['p99_ms']} | {r['max_ms']} |"
+                  for name, r in runs.items()]
         lines.append("")
         targets.append(_row("writer max during dbtune apply", apply_run["max_ms"], " ms", "< 150 ms",
                             _verdict(apply_run["max_ms"], 150)))
@@ -93,9 +97,8 @@ def figures() -> str:
                   "| command | median s |", "|---|---:|"]
         lines += [f"| `{rep['commands'][name]}` | {s} |" for name, s in rep["median_s"].items()]
         costliest = sorted(rep["view_ms"].items(), key=lambda kv: -kv[1])[:3]
-        lines += ["", "Costliest views, alone: " + ", ".join(f"`{v}` {ms} ms" for v, ms in costliest) + ".", ""]
-        targets.append(_row("dbtune report / psql on the same views", rep.get("ratio"), "x", "<= 2x",
-                            _verdict(rep.get("ratio"), 2)))
+        lines += ["", "Costliest views, alone: " + ", ".join(f"`{v}` {ms} ms" for v, ms in costliest) + ". "
+                  "No target: the queries are the psql figure; the rest of `dbtune report` is its start-up.", ""]
     chain = _load("chain")
     if chain and chain.get("tools"):
         tools = chain["tools"]
