@@ -83,6 +83,39 @@ def test_two_heads_fail_the_revisions_step(tmp_path: Path) -> None:
     assert case["name"] == "single head" and "2 heads (r2, r3)" in case["message"]  # type: ignore[operator]
 
 
+def test_a_project_with_no_revisions_yet_passes(tmp_path: Path) -> None:
+    code, report, _ = check(project(tmp_path))
+    assert code == 0, failed(report)
+    assert report["steps"][1]["summary"] == "no revisions yet"  # type: ignore[index]
+
+
+def test_branches_and_their_merge_point_round_trip(tmp_path: Path) -> None:
+    root = project(tmp_path, USERS, ('op.add_column("users", sa.Column("a", sa.Text))', 'op.drop_column("users", "a")'),
+                   ('op.add_column("users", sa.Column("b", sa.Text))', 'op.drop_column("users", "b")'), branch=True)
+    (root / "versions" / "r4.py").write_text(
+        'revision = "r4"\ndown_revision = ("r2", "r3")\n\n\ndef upgrade() -> None:\n    pass\n\n\n'
+        "def downgrade() -> None:\n    pass\n")
+    code, report, _ = check(root)
+    assert code == 0, failed(report)
+    [trip] = [s for s in report["steps"] if s["name"] == "round trip"]  # type: ignore[union-attr]
+    assert [c["name"] for c in trip["cases"]] == ["r1", "r2", "r3", "r4"] or \
+        [c["name"] for c in trip["cases"]] == ["r1", "r3", "r2", "r4"]
+
+
+def test_a_revision_that_reads_the_database_is_left_unlinted_and_the_others_are_linted(tmp_path: Path) -> None:
+    root = project(tmp_path, USERS,
+                   ('assert not op.get_bind().execute(sa.text("SELECT * FROM users")).fetchall()', "pass"),
+                   ('op.create_index("ix_users_email", "users", ["email"])',
+                    'op.drop_index("ix_users_email", table_name="users")'))
+    r2 = root / "versions" / "r2.py"
+    r2.write_text(r2.read_text() + "# dbtune: ignore[empty-downgrade]\n")
+    code, report, _ = check(root)
+    assert code == 1 and report["failed_step"] == "lint"
+    assert [c["name"] for c in failed(report)["lint"]] == ["r3"]  # still linted: the non-concurrent index
+    [lint_step] = [s for s in report["steps"] if s["name"] == "lint"]  # type: ignore[union-attr]
+    assert any(n.startswith("r2: not linted, alembic upgrade --sql failed") for n in lint_step["notes"])
+
+
 def test_an_empty_downgrade_is_a_finding_unless_silenced(tmp_path: Path) -> None:
     root = project(tmp_path, (USERS[0], "pass"))
     code, report, _ = check(root)

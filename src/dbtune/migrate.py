@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -460,11 +461,15 @@ def _destination(script: ScriptDirectory, direction: str, to: str | None, steps:
 def _known(script: ScriptDirectory, rev: str) -> None:
     if rev in ("base", "head", "heads"):
         return
-    try:
-        if script.get_revision(rev) is None:
-            raise CommandError(rev)
-    except (CommandError, RevisionError):
-        raise ConfigError(f"unknown revision {rev!r} (see `dbtune status` for the known ones)") from None
+    # Alembic's relative forms name a revision too: REV@-1 (one step down REV's own branch), REV+2.
+    relative = re.sub(r"(@[+-]?\d+|[+-]\d+)$", "", rev)
+    for name in dict.fromkeys([rev, relative]):
+        try:
+            if name and script.get_revision(name) is not None:
+                return
+        except (CommandError, RevisionError):
+            pass
+    raise ConfigError(f"unknown revision {rev!r} (see `dbtune status` for the known ones)")
 
 
 def _pending_to(script: ScriptDirectory, current: list[str], destination: str) -> bool:

@@ -180,6 +180,10 @@ def _empty(function: ast.FunctionDef | None) -> bool:
 
 def revisions_step(step: Step, script: Any) -> list[Any]:
     heads = script.get_heads()
+    if not heads:  # a project with no revisions yet: nothing to check, and nothing wrong
+        step.cases.append(Case("single head", True))
+        step.summary = "no revisions yet"
+        return []
     if len(heads) != 1:
         step.fail("single head", f"{len(heads)} heads ({', '.join(sorted(heads))}): merge them "
                   "(alembic merge) so that every database reaches one head")
@@ -195,7 +199,7 @@ def revisions_step(step: Step, script: Any) -> list[Any]:
             if "dbtune: ignore[empty-downgrade]" in text:
                 step.notes.append(f"{rev.revision}: empty downgrade, silenced in {path.name}")
                 continue
-            step.fail(rev.revision, f"{path.name}: the upgrade changes the schema but the downgrade does nothing "
+            step.fail(rev.revision, f"{path.name}: the upgrade does something but the downgrade does nothing "
                       "(write it, or mark the revision with # dbtune: ignore[empty-downgrade])")
         else:
             step.cases.append(Case(rev.revision, True))
@@ -211,19 +215,39 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
     from ..migrate import alembic_config
     from . import lint
 
-    buffer = io.StringIO()
-    config = alembic_config(target, migrations, stdout=buffer)
+    def render(span: str) -> str:
+        buffer = io.StringIO()
+        command.upgrade(alembic_config(target, migrations, stdout=buffer), span, sql=True)
+        return buffer.getvalue()
+
+    unrendered: dict[str, str] = {}
     try:
-        command.upgrade(config, "head", sql=True)
-    except Exception as exc:  # noqa: BLE001 - a project's offline mode may fail in its own way
-        step.fail("render", f"alembic upgrade --sql failed: {type(exc).__name__}: {exc}")
-        return
-    rendered = lint.split_rendered(buffer.getvalue())
+        text = render("head")
+    except Exception:  # noqa: BLE001 - a project's offline mode may fail in its own way
+        # Usually a data migration that reads the database (op.get_bind().execute(...).fetchall()),
+        # which --sql cannot do: render each revision alone, lint those that render, and name the rest.
+        parts = []
+        for rev in revisions:
+            down = rev.down_revision
+            if isinstance(down, (tuple, list)):
+                unrendered[rev.revision] = "a merge point cannot be rendered alone"
+                continue
+            try:
+                parts.append(render(f"{down}:{rev.revision}" if down else rev.revision))
+            except Exception as exc:  # noqa: BLE001
+                unrendered[rev.revision] = f"alembic upgrade --sql failed: {type(exc).__name__}: {exc}"
+        text = "".join(parts)
+    rendered = lint.split_rendered(text)
     findings = lint.lint(rendered, ignore, lint.revision_ignores({r.revision: Path(r.path) for r in revisions}))
     by_revision: dict[str, list[lint.Finding]] = {}
     for f in findings:
         by_revision.setdefault(f.revision, []).append(f)
     for rev in revisions:
+        if rev.revision in unrendered:
+            # Not a failure of the migrations: offline rendering is not what they are written for.
+            step.notes.append(f"{rev.revision}: not linted, {unrendered[rev.revision]}")
+            step.cases.append(Case(rev.revision, True, f"not linted: {unrendered[rev.revision]}"))
+            continue
         errors = [f for f in by_revision.get(rev.revision, []) if f.level == "error"]
         for f in by_revision.get(rev.revision, []):
             if f.level != "error":
@@ -234,7 +258,9 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
         else:
             step.cases.append(Case(rev.revision, True))
     errors = sum(1 for f in findings if f.level == "error")
-    step.summary = f"{errors} finding{'s' if errors != 1 else ''}, {len(findings) - errors} advice"
+    step.summary = f"{errors} finding{'s' if errors != 1 else ''}, {len(findings) - errors} advice" + (
+        f", {len(unrendered)} revision{'s' if len(unrendered) != 1 else ''} not renderable offline"
+        if unrendered else "")
 
 
 def _quiet_options() -> Any:
@@ -313,9 +339,13 @@ def round_trip_step(step: Step, target: Target, migrations: Migrations, revision
     for n, rev in enumerate(revisions, start=1):
         progress(f"round trip {n}/{len(revisions)}: {rev.revision}")
         before = snapshot()
+        # Down exactly this revision, whatever other branches are applied: REV@-1 walks REV's
+        # own branch; a merge point is undone by going down to either parent (Alembic unmerges).
+        down = rev.down_revision
+        back = down[0] if isinstance(down, (tuple, list)) else f"{rev.revision}@-1"
         try:
             apply(target, migrations, rev.revision, options=options)
-            rollback(target, migrations, steps=1, options=options)
+            rollback(target, migrations, to=back, options=options)
         except DbtuneError as exc:
             step.fail(rev.revision, str(exc))
             return
