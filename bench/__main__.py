@@ -292,18 +292,11 @@ def main() -> None:
     if "write_stall" in results:
         print()
         print(report(results))
-    if "refresh" in results:
-        print()
-        print(refresh_report(results["refresh"]))  # type: ignore[arg-type]
-    if "report" in results:
-        print()
-        print(report_report(results["report"]))  # type: ignore[arg-type]
-    if "growth" in results:
-        print()
-        print(growth_report(results["growth"]))  # type: ignore[arg-type]
-    if "chain" in results:
-        print()
-        print(chain_report(results["chain"]))  # type: ignore[arg-type]
+    for part, describe in (("refresh", refresh_report), ("report", report_report), ("growth", growth_report),
+                           ("chain", chain_report)):
+        if part in results:
+            print()
+            print(describe(results[part]))  # type: ignore[operator, arg-type]
 
 
 if __name__ == "__main__":

@@ -211,6 +211,20 @@ def test_a_scratch_database_on_a_given_server_is_dropped_afterwards(pg_server, t
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'dbtune_check_%'").fetchone()[0] == 0
 
 
+def test_keep_leaves_the_throwaway_server_running_and_prints_its_dsn(tmp_path: Path) -> None:
+    from dbtune.server import servable
+
+    code, report, err = check(project(tmp_path, USERS), "--keep")
+    assert code == 0, failed(report)
+    [dsn] = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith("kept for debugging: ")]
+    with psycopg.connect(dsn) as conn:  # still running, at head
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("r1",)
+        datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+    kept = LocalServer(bindir=servable(find_bindir("embedded")), base=datadir.parent)
+    kept.stop()
+    kept.remove()
+
+
 def test_a_broken_dsn_and_missing_binaries_are_one_line_errors(tmp_path: Path) -> None:
     broken = run_cli("check", "--migrations", "bundled", "--database-url", "postgresql://nobody:secret@127.0.0.1:1/x")
     assert broken.exit_code == 3 and broken.stderr.count("\n") == 1 and "secret" not in broken.stderr

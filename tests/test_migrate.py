@@ -175,10 +175,10 @@ def test_bad_connections_are_one_clear_line(database: str, mutate, code: int, wo
 
 
 def test_unknown_revision_is_a_usage_error(database: str) -> None:
-    for command in (["apply", "--to", "nope"], ["rollback", "--to", "nope"]):
+    for command in (["apply", "--to", "nope"], ["rollback", "--to", "nope"], ["rollback", "--to", "nope@-1"]):
         result = run_cli(*command, "--database-url", database, *OWN)
         assert result.exit_code == 2, result.output
-        assert "unknown revision 'nope'" in result.stderr
+        assert f"unknown revision '{command[-1]}'" in result.stderr
 
 
 def test_migrations_path_that_is_not_alembic(database: str, tmp_path) -> None:

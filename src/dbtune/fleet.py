@@ -251,14 +251,14 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
     out = out or Output()
     migrations = migrations or []
     report = FleetReport(verb, [TargetResult(t.name) for t in targets])
-    by_name = {r.name: r for r in report.results}
+    slot = {t.name: i for i, t in enumerate(targets)}  # each result keeps its target's place
     order = list(targets)
     if canary is not None:
         first = next((t for t in targets if t.name == canary), None)
         if first is None:
             raise ConfigError(f"--canary {canary}: no such target")
-        by_name[first.name].__dict__.update(asdict(run_one(first, verb, args, migrations, out)))
-        if by_name[first.name].outcome != "done":
+        report.results[slot[first.name]] = run_one(first, verb, args, migrations, out)
+        if report.results[slot[first.name]].outcome != "done":
             out.warn(f"canary {first.name} failed: no other target was started")
             return report
         order = [t for t in targets if t.name != canary]
@@ -272,7 +272,7 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
                 return
         result = run_one(t, verb, args, migrations, out)
         with lock:
-            by_name[t.name].__dict__.update(asdict(result))
+            report.results[slot[t.name]] = result
             if result.outcome != "done":
                 failures += 1
 

@@ -176,10 +176,11 @@ def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
 
 def _run_in_migration(statement: str) -> list[Any]:
     """One statement on the migration's connection (offline: printed), its rows if it returns any."""
-    result = op.get_bind().execute(text(statement.replace(":", r"\:"))) if not context.is_offline_mode() else None
-    if result is None:
-        op.execute(text(statement.replace(":", r"\:")))
+    clause = text(statement.replace(":", r"\:"))  # a literal colon, not a bind parameter
+    if context.is_offline_mode():
+        op.execute(clause)
         return []
+    result = op.get_bind().execute(clause)
     return list(result.fetchall()) if result.returns_rows else []
 
 

@@ -274,15 +274,18 @@ class LocalServer:
 
 
 @contextlib.contextmanager
-def throwaway_server(kind: str = "embedded") -> Iterator[LocalServer]:
-    """Start a fresh server of ``kind``; stop and remove it on exit, even on error."""
+def throwaway_server(kind: str = "embedded", *, bindir: Path | None = None,
+                     keep: bool = False) -> Iterator[LocalServer]:
+    """Start a fresh server of ``kind`` (or from ``bindir``); stop and remove it on exit, even on
+    error, unless ``keep`` asks to leave it running for debugging."""
     base = Path(tempfile.mkdtemp(prefix="dbtune-pg-"))
-    server = LocalServer(bindir=find_bindir(kind), base=base)
+    server = LocalServer(bindir=bindir or find_bindir(kind), base=base)
     try:
         server.init()
         server.start()
         yield server
     finally:
-        with contextlib.suppress(ServerError):
-            server.stop()
-        server.remove()
+        if not (keep and server.is_running()):
+            with contextlib.suppress(ServerError):
+                server.stop()
+            server.remove()

@@ -23,7 +23,6 @@ import contextlib
 import io
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -101,7 +100,7 @@ class CheckOptions:
 def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterator[Target]:
     """A database to check on, removed afterwards (unless --keep)."""
     from .. import db
-    from ..server import LocalServer, find_bindir
+    from ..server import find_bindir, throwaway_server
 
     if options.database_url is not None:
         admin = options.database_url
@@ -123,20 +122,14 @@ def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterat
     bindir = options.pg_bin if options.pg_bin is not None else find_bindir(options.server)
     if not (bindir / "initdb").exists() or not (bindir / "postgres").exists():
         raise ConfigError(f"{bindir} has no PostgreSQL server binaries (initdb, postgres)")
-    server = LocalServer(bindir=bindir, base=Path(tempfile.mkdtemp(prefix="dbtune-check-")))
-    try:
-        server.init()
-        server.start()
+    with throwaway_server(bindir=bindir, keep=options.keep) as server:
         with psycopg.connect(server.dsn()) as conn:
             report.server = f"PostgreSQL {conn.info.parameter_status('server_version')} (throwaway)"
-        yield Target.parse(server.dsn(), "throwaway server")
-    finally:
-        if options.keep and server.is_running():
-            report.kept_dsn = server.dsn()
-        else:
-            with contextlib.suppress(DbtuneError):
-                server.stop()
-            server.remove()
+        try:
+            yield Target.parse(server.dsn(), "throwaway server")
+        finally:
+            if options.keep and server.is_running():
+                report.kept_dsn = server.dsn()
 
 
 @contextlib.contextmanager
