@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from urllib.parse import quote
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -88,3 +89,72 @@ def database(pg_server: Server) -> Iterator[str]:
         yield dsn
     finally:
         pg_server.drop_database(dsn)
+
+
+@dataclass
+class OwnedDatabase:
+    """A database owned by a non-superuser role, as most teams migrate: the application's owner.
+
+    ``url`` logs in as that role (no superuser, no pg_read_all_stats, no CREATEROLE);
+    ``admin_url`` is the same database as the suite's superuser, for setting the scene
+    (other roles' sessions, server settings) and for looking behind dbtune's back.
+    """
+
+    url: str
+    admin_url: str
+    role: str
+    password: str
+    server: Server
+
+    def other_role(self, *, member_of_owner: bool = False) -> str:
+        """A URL for a further login role on this database (a second team member, or the application):
+        with ``member_of_owner`` it may act as the owner, else it only reads and writes the owner's tables."""
+        name = f"r_{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(12)
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
+                                                                           sql.Literal(password)))
+            if member_of_owner:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(self.role), sql.Identifier(name)))
+            else:
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
+                                     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(
+                    sql.Identifier(self.role), sql.Identifier(name)))
+        self._roles.append(name)
+        return _with_login(self.admin_url, name, password)
+
+    def __post_init__(self) -> None:
+        self._roles: list[str] = []
+
+
+def _with_login(url: str, user: str, password: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    host, port, dbname = params.get("host", "127.0.0.1"), params.get("port", "5432"), params["dbname"]
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+@pytest.fixture
+def owned_database(pg_server: Server) -> Iterator[OwnedDatabase]:
+    """A fresh database owned by a fresh non-superuser login role; both dropped after the test."""
+    role = f"owner_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+    admin_url = pg_server.create_database()
+    dbname = psycopg.conninfo.conninfo_to_dict(admin_url)["dbname"]
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(dbname), sql.Identifier(role)))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        # PostgreSQL 15+ gives the public schema to the database's owner; 14 and older to everyone.
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
+    owned = OwnedDatabase(url=_with_login(admin_url, role, password), admin_url=admin_url, role=role,
+                          password=password, server=pg_server)
+    try:
+        yield owned
+    finally:
+        pg_server.drop_database(admin_url)
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+            for name in [*owned._roles, role]:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
