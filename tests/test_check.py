@@ -53,8 +53,8 @@ def check(root: Path | str, *args: str) -> tuple[int, dict[str, object], str]:
 
 
 def failed(report: dict[str, object]) -> dict[str, list[dict[str, object]]]:
-    """Each failed step's failing cases."""
-    return {s["name"]: [c for c in s["cases"] if not c["passed"]]  # type: ignore[index]
+    """Each failed step's failing cases (a skipped case is neither passed nor failed)."""
+    return {s["name"]: [c for c in s["cases"] if not c["passed"] and not c["skipped"]]  # type: ignore[index]
             for s in report["steps"] if s["status"] == "failed"}  # type: ignore[union-attr]
 
 
@@ -114,6 +114,8 @@ def test_a_revision_that_reads_the_database_is_left_unlinted_and_the_others_are_
     assert [c["name"] for c in failed(report)["lint"]] == ["r3"]  # still linted: the non-concurrent index
     [lint_step] = [s for s in report["steps"] if s["name"] == "lint"]  # type: ignore[union-attr]
     assert any(n.startswith("r2: not linted, alembic upgrade --sql failed") for n in lint_step["notes"])
+    [r2_case] = [c for c in lint_step["cases"] if c["name"] == "r2"]
+    assert r2_case["skipped"] and not r2_case["passed"]  # not linted is not passed
 
 
 def test_an_empty_downgrade_is_a_finding_unless_silenced(tmp_path: Path) -> None:

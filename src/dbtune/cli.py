@@ -678,6 +678,9 @@ Examples:
   dbtune check --migrations bundled --junit check.xml
   dbtune check --database-url postgresql://postgres:pw@postgres:5432/postgres   # a CI service container
   dbtune check --pg-bin /usr/lib/postgresql/15/bin --keep
+  dbtune check --url-env POSTGRES_SERVER=host --url-env POSTGRES_PORT=port --url-env POSTGRES_USER=user \
+      --url-env POSTGRES_PASSWORD=password --url-env POSTGRES_DB=dbname   # env.py builds its URL from these
+  dbtune check --since 3f2a9c1b7d10                # lint only the revisions after it (all still run)
 """)
 @click.option("--migrations", metavar="PATH",
               help="Alembic migrations directory or its alembic.ini; 'bundled' for dbtune's own.")
@@ -691,11 +694,19 @@ Examples:
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write a JUnit XML file: one test case per step and per revision.")
 @click.option("--keep", is_flag=True, help="Leave the server (or scratch database) in place and print its DSN.")
+@click.option("--url-env", "url_env", multiple=True, metavar="NAME[=PART]",
+              help="Hand the scratch database to env.py through this environment variable: its URL, or one PART "
+                   "(host, port, user, password, dbname). Repeatable; default: [tool.dbtune] check.url-env.")
+@click.option("--since", metavar="REV", help="Lint only the revisions after REV (default: [tool.dbtune] "
+              "check.since); the other steps still run the whole chain.")
+@click.option("--fail-on-compatibility", is_flag=True, default=None,
+              help="squawk's client-compatibility findings (dropped or renamed columns...) fail instead of advising.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def check_command(migrations: str | None, database_url: str | None, pg_bin: Path | None,
-                  check_dirs: tuple[Path, ...], fmt: str, junit: Path | None, keep: bool, quiet: bool) -> None:
+                  check_dirs: tuple[Path, ...], fmt: str, junit: Path | None, keep: bool, url_env: tuple[str, ...],
+                  since: str | None, fail_on_compatibility: bool | None, quiet: bool) -> None:
     """Prove a migrations directory safe against a throwaway PostgreSQL, for CI."""
-    from .check import CheckOptions, check
+    from .check import CheckOptions, check, parse_url_env
     from .check.report import render, write_junit
     from .settings import Target, project_settings, resolve_migrations
 
@@ -703,9 +714,14 @@ def check_command(migrations: str | None, database_url: str | None, pg_bin: Path
     checks_setting = project.get("checks")
     dirs = list(check_dirs) or ([Path(d) for d in ([checks_setting] if isinstance(checks_setting, str)
                                                    else checks_setting)] if checks_setting else None)
-    ignore = set((project.get("check") or {}).get("ignore", []))
+    settings = project.get("check") or {}
+    ignore = set(settings.get("ignore", []))
     options = CheckOptions(pg_bin=pg_bin, check_dirs=dirs, ignore=ignore, keep=keep,
-                           database_url=Target.parse(database_url, "--database-url") if database_url else None)
+                           database_url=Target.parse(database_url, "--database-url") if database_url else None,
+                           url_env=parse_url_env(url_env or settings.get("url-env", [])),
+                           since=since or settings.get("since"),
+                           fail_on_compatibility=bool(settings.get("fail-on-compatibility", False)
+                                                      if fail_on_compatibility is None else fail_on_compatibility))
     out = _output(quiet=quiet or fmt == "json")
     report = check(resolve_migrations(migrations), options, out)
     render(report, _output(), fmt)
@@ -713,7 +729,7 @@ def check_command(migrations: str | None, database_url: str | None, pg_bin: Path
         write_junit(report, junit)
     if report.kept_dsn:
         click.echo(f"kept for debugging: {report.kept_dsn}", err=True)
-    if not report.ok:
+    if report.failed:
         raise click.exceptions.Exit(EXIT_FAILED)
 
 

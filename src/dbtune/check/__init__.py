@@ -12,8 +12,16 @@ The steps, in order, each reported as it runs:
    downgrade compared with the schema before the upgrade (schema.py);
 7. views: every materialized view refreshes, every monitoring view answers.
 
-The library function returns a CheckReport; rendering (text, JSON, JUnit) is
-separate, in report.py.
+The scratch database reaches env.py as ``sqlalchemy.url`` and as ``DATABASE_URL``
+(and ``DBTUNE_DATABASE_URL``); a project whose env.py reads other variables
+(the application's ``POSTGRES_*`` settings) names them with ``--url-env``.
+Before any step, dbtune makes sure env.py connects to the scratch database and
+nowhere else.
+
+A step passes, fails, or is skipped with its reason; a skipped step (or a
+revision that could not be linted) is never counted as passed.  The library
+function returns a CheckReport; rendering (text, JSON, JUnit) is separate, in
+report.py.
 """
 
 from __future__ import annotations
@@ -42,11 +50,12 @@ SEED_SCALE = 0.01  # 10,000 orders: seconds to load
 
 @dataclass
 class Case:
-    """One JUnit test case: a revision, a check, a view."""
+    """One JUnit test case: a revision, a check, a view.  A skipped case is not passed."""
 
     name: str
     passed: bool
     message: str = ""
+    skipped: bool = False
 
 
 @dataclass
@@ -62,6 +71,21 @@ class Step:
         self.cases.append(Case(case, False, message))
         self.status = "failed"
 
+    def skip(self, case: str, message: str) -> None:
+        self.cases.append(Case(case, False, message, skipped=True))
+
+    @property
+    def failures(self) -> list[Case]:
+        return [c for c in self.cases if not c.passed and not c.skipped]
+
+    @property
+    def reason(self) -> str:
+        """Why the step failed or was skipped, in one line: its first failure, or its summary."""
+        if self.status == "failed" and self.failures:
+            first = self.failures[0]
+            return f"{first.name}: {first.message.splitlines()[0] if first.message else 'failed'}"
+        return self.summary
+
 
 @dataclass
 class CheckReport:
@@ -71,16 +95,28 @@ class CheckReport:
     kept_dsn: str | None = None
 
     @property
+    def failed(self) -> bool:
+        """A step failed (exit 1).  A skipped step is no failure, and no pass either."""
+        return any(s.status == "failed" for s in self.steps) or len(self.steps) != len(STEPS)
+
+    @property
+    def skipped(self) -> list[Step]:
+        return [s for s in self.steps if s.status == "skipped"]
+
+    @property
     def ok(self) -> bool:
-        return all(s.status != "failed" for s in self.steps) and len(self.steps) == len(STEPS)
+        """Every step ran and passed."""
+        return not self.failed and not self.skipped
 
     @property
     def first_failure(self) -> Step | None:
         return next((s for s in self.steps if s.status == "failed"), None)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "migrations": self.migrations, "server": self.server,
+        return {"ok": self.ok, "result": "failed" if self.failed else "passed" if self.ok else "incomplete",
+                "migrations": self.migrations, "server": self.server,
                 "failed_step": self.first_failure.name if self.first_failure else None,
+                "skipped_steps": [{"name": s.name, "reason": s.summary} for s in self.skipped],
                 "steps": [asdict(s) for s in self.steps]}
 
 
@@ -92,6 +128,10 @@ class CheckOptions:
     check_dirs: list[Path] | None = None
     ignore: set[str] = field(default_factory=set)
     keep: bool = False
+    # Environment variables env.py reads its database from: name -> "url", or one part of it.
+    url_env: dict[str, str] = field(default_factory=dict)
+    since: str | None = None  # lint only the revisions after this one
+    fail_on_compatibility: bool = False  # squawk's client-compatibility rules fail instead of advising
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -113,7 +153,8 @@ def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterat
             yield scratch
         finally:
             if options.keep:
-                report.kept_dsn = scratch.url.render_as_string(hide_password=False)
+                # The password is the user's own server's: masked, as every other line masks it.
+                report.kept_dsn = scratch.masked
             else:
                 with db.connect(admin, purpose="check") as conn:
                     force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
@@ -132,12 +173,51 @@ def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterat
                 report.kept_dsn = server.dsn()
 
 
+URL_PARTS = ("url", "host", "port", "user", "password", "dbname")
+_ALWAYS = {"DATABASE_URL": "url", "DBTUNE_DATABASE_URL": "url"}
+
+
+def parse_url_env(items: list[str] | tuple[str, ...] | dict[str, str]) -> dict[str, str]:
+    """``NAME`` (the whole URL) or ``NAME=PART`` (host, port, user, password, dbname), as --url-env takes them;
+    ``[tool.dbtune] check.url-env`` may also be a table of NAME = PART."""
+    if isinstance(items, dict):
+        items = [f"{name}={part}" for name, part in items.items()]
+    found: dict[str, str] = {}
+    for item in items:
+        name, _, part = item.partition("=")
+        name, part = name.strip(), (part.strip() or "url")
+        if not name.replace("_", "").isalnum() or name[0].isdigit():
+            raise ConfigError(f"--url-env {item}: {name!r} is not an environment variable name")
+        if part not in URL_PARTS:
+            raise ConfigError(f"--url-env {item}: {part!r} is not one of {', '.join(URL_PARTS)}")
+        found[name] = part
+    return found
+
+
+def _env_value(target: Target, part: str, current: str | None) -> str:
+    url = target.url
+    if part == "url":
+        # Keep the driver the variable names now (an application on asyncpg keeps asyncpg).
+        from sqlalchemy.engine import make_url
+
+        try:
+            driver = make_url(current).drivername if current else ""
+        except Exception:  # noqa: BLE001 - any unparsable value: use dbtune's own driver
+            driver = ""
+        if driver.startswith("postgresql"):
+            url = url.set(drivername=driver)
+        return url.render_as_string(hide_password=False)
+    value = {"host": url.host, "port": url.port, "user": url.username, "password": url.password,
+             "dbname": url.database}[part]
+    return "" if value is None else str(value)
+
+
 @contextlib.contextmanager
-def _pointing_at(target: Target) -> Iterator[None]:
+def _pointing_at(target: Target, url_env: dict[str, str]) -> Iterator[None]:
     """env.py files read DATABASE_URL and friends: during the check they name the scratch database."""
-    url = target.url.render_as_string(hide_password=False)
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DBTUNE_DATABASE_URL")}
-    os.environ.update({"DATABASE_URL": url, "DBTUNE_DATABASE_URL": url})
+    wanted = {**_ALWAYS, **url_env}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update({k: _env_value(target, part, saved[k]) for k, part in wanted.items()})
     try:
         yield
     finally:
@@ -146,6 +226,49 @@ def _pointing_at(target: Target) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class _Reached(Exception):
+    """Raised from inside env.py's migration context: where its connection went (nothing is changed)."""
+
+    def __init__(self, identity: Any, where: str) -> None:
+        super().__init__(where)
+        self.identity, self.where = identity, where
+
+
+def _env_py_reaches(target: Target, migrations: Migrations) -> None:
+    """Refuse in one line, before any step, when env.py connects elsewhere than the scratch database.
+
+    env.py runs once with a migration function that reports its connection and aborts,
+    so its transaction rolls back and no database is touched.  An env.py that fails in
+    its own way is left to the steps, which report it as they report every failure.
+    """
+    from alembic.runtime.environment import EnvironmentContext
+
+    from .. import db, drivers
+    from ..migrate import alembic_config
+
+    def reached(heads: Any, context: Any) -> list[Any]:
+        raw = drivers.dbapi(context.connection)
+        where = Target.from_engine_url(context.connection.engine.url, "env.py").masked
+        raise _Reached(drivers.identity(raw), where)
+
+    config = alembic_config(target, migrations)
+    try:
+        script = _script(target, migrations)
+        with EnvironmentContext(config, script, fn=reached):
+            script.run_env()
+    except _Reached as found:
+        with db.connect(target, purpose="check") as conn:
+            ours = drivers.identity(conn)
+        if not ours.same_database(found.identity):
+            raise ConfigError(
+                f"env.py connects to {found.where} ({found.identity.describe()}), not to the scratch database "
+                f"dbtune made ({ours.describe()}): nothing was checked. Name the variables env.py builds its URL "
+                "from: --url-env NAME for a URL, --url-env NAME=PART for host, port, user, password, dbname "
+                "(or [tool.dbtune] check.url-env)") from None
+    except Exception:  # noqa: BLE001 - env.py's own failure: the steps report it
+        return
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -201,8 +324,24 @@ def revisions_step(step: Step, script: Any) -> list[Any]:
     return ordered
 
 
+def newer_than(script: Any, revisions: list[Any], since: str | None) -> list[Any]:
+    """The revisions after ``since`` (all of them without it): the ones the lint step reads."""
+    if since is None:
+        return revisions
+    from alembic.util import CommandError
+
+    try:
+        base = script.get_revision(since)
+    except CommandError as exc:
+        raise ConfigError(f"--since {since}: {exc}") from None
+    if base is None:
+        return revisions
+    older = {r.revision for r in script.iterate_revisions(base.revision, "base")}
+    return [r for r in revisions if r.revision not in older]
+
+
 def lint_step(step: Step, target: Target, migrations: Migrations, revisions: list[Any],
-              ignore: set[str]) -> None:
+              options: CheckOptions, linted: list[Any]) -> None:
     from alembic import command
 
     from ..migrate import alembic_config
@@ -214,13 +353,14 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
         return buffer.getvalue()
 
     unrendered: dict[str, str] = {}
+    older = [r for r in revisions if r not in linted]
     try:
-        text = render("head")
+        text = render(f"{options.since}:head" if older else "head") if linted else ""
     except Exception:  # noqa: BLE001 - a project's offline mode may fail in its own way
         # Usually a data migration that reads the database (op.get_bind().execute(...).fetchall()),
         # which --sql cannot do: render each revision alone, lint those that render, and name the rest.
         parts = []
-        for rev in revisions:
+        for rev in linted:
             down = rev.down_revision
             if isinstance(down, (tuple, list)):
                 unrendered[rev.revision] = "a merge point cannot be rendered alone"
@@ -231,15 +371,19 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
                 unrendered[rev.revision] = f"alembic upgrade --sql failed: {type(exc).__name__}: {exc}"
         text = "".join(parts)
     rendered = lint.split_rendered(text)
-    findings = lint.lint(rendered, ignore, lint.revision_ignores({r.revision: Path(r.path) for r in revisions}))
+    findings = lint.lint(rendered, options.ignore, lint.revision_ignores({r.revision: Path(r.path) for r in linted}),
+                         fail_on_compatibility=options.fail_on_compatibility)
     by_revision: dict[str, list[lint.Finding]] = {}
     for f in findings:
         by_revision.setdefault(f.revision, []).append(f)
-    for rev in revisions:
+    for rev in older:
+        # Not linted is not passed: JUnit shows these as skipped.
+        step.skip(rev.revision, f"not linted: older than --since {options.since}")
+    for rev in linted:
         if rev.revision in unrendered:
             # Not a failure of the migrations: offline rendering is not what they are written for.
             step.notes.append(f"{rev.revision}: not linted, {unrendered[rev.revision]}")
-            step.cases.append(Case(rev.revision, True, f"not linted: {unrendered[rev.revision]}"))
+            step.skip(rev.revision, f"not linted: {unrendered[rev.revision]}")
             continue
         errors = [f for f in by_revision.get(rev.revision, []) if f.level == "error"]
         for f in by_revision.get(rev.revision, []):
@@ -252,8 +396,12 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
             step.cases.append(Case(rev.revision, True))
     errors = sum(1 for f in findings if f.level == "error")
     step.summary = f"{errors} finding{'s' if errors != 1 else ''}, {len(findings) - errors} advice" + (
-        f", {len(unrendered)} revision{'s' if len(unrendered) != 1 else ''} not renderable offline"
-        if unrendered else "")
+        f", {_revisions(len(unrendered))} not renderable offline" if unrendered else "") + (
+        f", {_revisions(len(older))} up to {options.since} not linted (--since)" if older else "")
+
+
+def _revisions(n: int) -> str:
+    return f"{n} revision{'s' if n != 1 else ''}"
 
 
 def _quiet_options() -> Any:
@@ -407,7 +555,7 @@ def check(migrations: Migrations, options: CheckOptions | None = None, out: Outp
         step.seconds = round(time.monotonic() - started, 2)
         report.steps.append(step)
         mark = {"passed": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
-        out.info(f"      {mark}: {step.summary or ''}".rstrip(": "))
+        out.info(f"      {mark}: {(step.reason if step.status == 'failed' else step.summary) or ''}".rstrip(": "))
         return step
 
     def skip_rest(reason: str) -> None:  # the steps that cannot run after a failure
@@ -420,7 +568,8 @@ def check(migrations: Migrations, options: CheckOptions | None = None, out: Outp
         started = time.monotonic()
         # No server is not a finding about the migrations: its error (exit 2 or 3) ends the run.
         target = stack.enter_context(_database(options, report, out))
-        stack.enter_context(_pointing_at(target))
+        stack.enter_context(_pointing_at(target, options.url_env))
+        _env_py_reaches(target, migrations)
         server_step.summary = report.server
         server_step.cases.append(Case("server", True))
         server_step.seconds = round(time.monotonic() - started, 2)
@@ -428,9 +577,11 @@ def check(migrations: Migrations, options: CheckOptions | None = None, out: Outp
         out.info(f"      ok: {report.server}")
 
         script = _script(target, migrations)
+        newer_than(script, [], options.since)  # an unknown --since is a usage error before any step
         revisions: list[Any] = []
         revisions_ok = run("revisions", lambda s: revisions.extend(revisions_step(s, script))).status == "passed"
-        run("lint", lambda s: lint_step(s, target, migrations, revisions, options.ignore))
+        linted = newer_than(script, revisions, options.since)
+        run("lint", lambda s: lint_step(s, target, migrations, revisions, options, linted))
         if not revisions_ok and len(script.get_heads()) != 1:
             skip_rest("the migrations have more than one head")
             return report

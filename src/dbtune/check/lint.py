@@ -42,6 +42,14 @@ OVERRULED = {
 # squawk's schema-design advice: reported, never a failure of a migration's safety.
 ADVICE = {"prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-identity", "prefer-text-field",
           "prefer-timestamptz"}
+# squawk's client-compatibility rules ("may break existing clients"): advice about the order in which
+# the application and the migration are deployed, not about locks.  Advice unless the project asks
+# for them to fail (--fail-on-compatibility, or [tool.dbtune] check.fail-on-compatibility = true).
+COMPATIBILITY = {"ban-drop-column", "ban-drop-table", "ban-drop-constraint", "ban-drop-not-null", "ban-drop-default",
+                 "ban-drop-view", "ban-drop-type", "ban-drop-schema", "ban-drop-sequence", "ban-drop-function",
+                 "ban-drop-database", "ban-drop-domain", "ban-drop-index", "ban-drop-policy", "ban-drop-trigger",
+                 "ban-drop-extension", "ban-drop-generated-expression", "ban-set-schema", "renaming-column",
+                 "renaming-table", "renaming-object"}
 
 _RUNNING = re.compile(r"^-- Running upgrade (?P<down>.*?) -> (?P<rev>\S+)", re.MULTILINE)
 _IGNORE_SQL = re.compile(r"--\s*(?:dbtune:\s*ignore\[(?P<ours>[\w,\s-]+)\]|squawk-ignore\s+(?P<theirs>[\w,\s-]+))")
@@ -114,9 +122,21 @@ def revision_ignores(files: dict[str, Path]) -> dict[str, set[str]]:
     return found
 
 
-def dbtune_rules(rendered: Rendered) -> list[Finding]:
-    """The rules squawk does not have, read from PostgreSQL's parse tree."""
-    findings: list[Finding] = []
+@dataclass
+class _Read:
+    """One statement of the rendered SQL, as PostgreSQL's parser reads it."""
+
+    line: int
+    revision: str
+    body: str
+    in_transaction: bool
+    statements: list[locks.Statement]
+    new: set[str]  # relations created earlier in the same revision
+
+
+def _read(rendered: Rendered) -> list[_Read]:
+    """Every statement with its revision, its transaction, and the relations its revision created before it."""
+    found: list[_Read] = []
     created: dict[str, set[str]] = {}
     in_transaction = False
     for line, statement in _statements(rendered.sql):
@@ -130,16 +150,28 @@ def dbtune_rules(rendered: Rendered) -> list[Finding]:
             continue
         rev = rendered.revision_at(line)
         new = created.setdefault(rev, set())
+        parsed = locks.classify(body)
+        found.append(_Read(line, rev, body, in_transaction, parsed, set(new)))
+        new.update(st.creates.split(".")[-1] for st in parsed if st.creates)
+    return found
 
-        def add(rule: str, message: str, level: str = "error", rev: str = rev, line: int = line,
-                body: str = body) -> None:
-            findings.append(Finding(rev, line, rule, message, "dbtune", level, " ".join(body.split())[:200]))
 
-        for st in locks.classify(body):
+def _touches(st: locks.Statement) -> set[str]:
+    return {lock.relation.split(".")[-1] for lock in st.locks}
+
+
+def dbtune_rules(reads: list[_Read]) -> list[Finding]:
+    """The rules squawk does not have, read from PostgreSQL's parse tree."""
+    findings: list[Finding] = []
+    for r in reads:
+        def add(rule: str, message: str, level: str = "error", r: _Read = r) -> None:
+            findings.append(Finding(r.revision, r.line, rule, message, "dbtune", level, " ".join(r.body.split())[:200]))
+
+        new = set(r.new)
+        for st in r.statements:
+            existing = bool(_touches(st) - new)
             if st.creates:
                 new.add(st.creates.split(".")[-1])
-            tables = {lock.relation.split(".")[-1] for lock in st.locks}
-            existing = bool(tables - new)
             if st.kind == "CREATE INDEX" and existing:
                 add("index-not-concurrent", "CREATE INDEX on an existing table blocks its writes for the whole "
                     "build: use CREATE INDEX CONCURRENTLY in autocommit_block()")
@@ -149,7 +181,7 @@ def dbtune_rules(rendered: Rendered) -> list[Finding]:
             elif st.kind == "REFRESH MATERIALIZED VIEW" and existing:
                 add("refresh-not-concurrent", "REFRESH MATERIALIZED VIEW blocks every reader of the view for the "
                     "whole refresh: use CONCURRENTLY (it needs a unique index), or leave refreshes to dbtune refresh")
-            if st.concurrent and in_transaction:
+            if st.concurrent and r.in_transaction:
                 add("concurrent-in-transaction", f"{st.kind} cannot run inside a transaction block: put it in "
                     "op.get_context().autocommit_block()")
             if existing and any(lock.rewrites for lock in st.locks) and st.kind.startswith("ALTER TABLE ADD COLUMN"):
@@ -159,11 +191,35 @@ def dbtune_rules(rendered: Rendered) -> list[Finding]:
             if existing and ("ADD FOREIGN KEY" in st.kind or "ADD CHECK" in st.kind) and "NOT VALID" not in st.kind:
                 add("constraint-not-valid", "every existing row is checked while the lock is held: add the "
                     "constraint NOT VALID, then VALIDATE CONSTRAINT in a later revision")
-            if existing and st.strongest == locks.ACCESS_EXCLUSIVE and in_transaction:
+            if existing and st.strongest == locks.ACCESS_EXCLUSIVE and r.in_transaction:
                 add("lock-timeout", "ACCESS EXCLUSIVE on a production table: dbtune apply bounds the wait with "
                     "--lock-timeout and retries; plain alembic would queue the application behind it",
                     level="advice")
     return findings
+
+
+def _on_new_relations(reads: list[_Read]) -> set[int]:
+    """Lines of statements that touch only relations their revision created earlier.
+
+    No application code knows such a relation yet, and inside the revision's transaction no
+    other session can even see it: nobody waits for its lock, no client breaks.
+    """
+    lines = set()
+    for r in reads:
+        touched = set().union(*(_touches(st) for st in r.statements)) if r.statements else set()
+        if touched and touched <= r.new:
+            lines.add(r.line)
+    return lines
+
+
+def _statement_at(reads: list[_Read], line: int) -> _Read | None:
+    """The statement a finding's line belongs to: the last one starting at or before it."""
+    found = None
+    for r in reads:
+        if r.line > line:
+            break
+        found = r
+    return found
 
 
 def squawk_binary() -> str | None:
@@ -172,7 +228,7 @@ def squawk_binary() -> str | None:
     return str(here) if here.exists() else shutil.which("squawk")
 
 
-def squawk_rules(rendered: Rendered) -> list[Finding]:
+def squawk_rules(rendered: Rendered, reads: list[_Read], fail_on_compatibility: bool = False) -> list[Finding]:
     binary = squawk_binary()
     if binary is None:
         from ..errors import ConfigError
@@ -199,6 +255,7 @@ def squawk_rules(rendered: Rendered) -> list[Finding]:
 
         raise DbtuneError(f"squawk failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}") from None
     findings = []
+    new_only = _on_new_relations(reads)
     for item in raw:
         first, rev = files.get(item.get("file", ""), (1, "?"))
         line = first + int(item.get("line", 0))
@@ -206,14 +263,21 @@ def squawk_rules(rendered: Rendered) -> list[Finding]:
         statement = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         if rule in OVERRULED:
             continue
+        at = _statement_at(reads, line)
+        if rule not in ADVICE and at is not None and at.line in new_only:
+            continue  # a relation created earlier in the same revision: see _on_new_relations
         message = item.get("message", "") + (f" {item['help']}" if item.get("help") else "")
-        findings.append(Finding(rev, line, rule, message, "squawk", "advice" if rule in ADVICE else "error",
+        advice = rule in ADVICE or (rule in COMPATIBILITY and not fail_on_compatibility)
+        findings.append(Finding(rev, line, rule, message, "squawk", "advice" if advice else "error",
                                 statement[:200]))
     return findings
 
 
-def lint(rendered: Rendered, project_ignores: set[str], revision_ignores_: dict[str, set[str]]) -> list[Finding]:
+def lint(rendered: Rendered, project_ignores: set[str], revision_ignores_: dict[str, set[str]], *,
+         fail_on_compatibility: bool = False) -> list[Finding]:
     """Every finding, less the silenced ones, in the order of the rendered SQL."""
+    if not rendered.revisions:
+        return []  # nothing rendered (every revision older than --since): nothing to lint
     statements = _statements(rendered.sql)
     silenced_at: dict[int, set[str]] = {}
     for line, statement in statements:
@@ -223,7 +287,8 @@ def lint(rendered: Rendered, project_ignores: set[str], revision_ignores_: dict[
             for n in range(line - statement.count("\n") - 1, last + 1):
                 silenced_at.setdefault(n, set()).update(rules)
     kept = []
-    for f in dbtune_rules(rendered) + squawk_rules(rendered):
+    reads = _read(rendered)
+    for f in dbtune_rules(reads) + squawk_rules(rendered, reads, fail_on_compatibility):
         if f.rule in project_ignores or f.rule in revision_ignores_.get(f.revision, set()):
             continue
         if f.rule in silenced_at.get(f.line, set()):

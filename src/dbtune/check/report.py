@@ -1,4 +1,8 @@
-"""Rendering a CheckReport: the summary, JSON, and a JUnit file (one test case per step and revision)."""
+"""Rendering a CheckReport: the summary, JSON, and a JUnit file (one test case per step and revision).
+
+A skipped step, and a revision that was not linted, is a skipped JUnit case with its
+reason (``<skipped message=...>``): never a passing one.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..output import Output
-from . import CheckReport
+from . import CheckReport, Step
+
+_LINE = 160  # the longest reason shown on a step's own line
 
 
 def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
@@ -15,39 +21,60 @@ def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
         return
     out.result("")
     for step in report.steps:
-        out.result(f"{step.status.upper():8} {step.name:11} {step.summary}")
-        for case in step.cases:
-            if not case.passed:
-                out.result(f"           {case.name}: {case.message}")
+        reason = _first_reason(step)
+        out.result(f"{step.status.upper():8} {step.name:11} {reason}".rstrip())
+        for n, case in enumerate(step.failures):
+            if n == 0 and reason.endswith(f"{case.name}: {case.message}"):
+                continue  # already whole on the step's line
+            out.result(f"           {case.name}: {case.message}")
         for note in step.notes:
             out.result(f"           note: {note}")
     failure = report.first_failure
-    if report.ok:
-        out.result(f"\ndbtune check passed: {report.migrations} on {report.server}")
+    if report.failed:
+        out.result(f"\ndbtune check failed at step {failure.name if failure else '?'}: {report.migrations}")
+    elif report.skipped:
+        skipped = "; ".join(f"{s.name} ({s.summary})" for s in report.skipped)
+        out.result(f"\ndbtune check passed {len(report.steps) - len(report.skipped)} of {len(report.steps)} steps, "
+                   f"skipped: {skipped}: {report.migrations} on {report.server}")
     else:
-        out.result(f"\ndbtune check failed at step {failure.name if failure else '?'}: "
-                   f"{report.migrations}")
+        out.result(f"\ndbtune check passed: {report.migrations} on {report.server}")
+
+
+def _first_reason(step: Step) -> str:
+    """The step's summary and, when it failed, its first failure: every failure shows why on its line."""
+    if step.status != "failed" or not step.failures:
+        return step.summary
+    reason = step.reason
+    if len(reason) > _LINE:
+        reason = reason[:_LINE - 3] + "..."
+    return f"{step.summary}: {reason}" if step.summary else reason
 
 
 def write_junit(report: CheckReport, path: Path) -> None:
-    cases = [(step, case) for step in report.steps for case in step.cases]
-    suite = ET.Element("testsuite", name="dbtune check", tests=str(len(cases) + sum(
-        1 for s in report.steps if s.status == "skipped")),
-        failures=str(sum(1 for _, c in cases if not c.passed)),
-        skipped=str(sum(1 for s in report.steps if s.status == "skipped")))
+    suite = ET.Element("testsuite", name="dbtune check")
+    tests = failures = skipped = 0
     for step in report.steps:
+        classname = f"dbtune.check.{step.name.replace(' ', '_')}"
         if step.status == "skipped":
-            element = ET.SubElement(suite, "testcase", classname=f"dbtune.check.{step.name.replace(' ', '_')}",
-                                    name=step.name)
-            ET.SubElement(element, "skipped", message=step.summary)
+            element = ET.SubElement(suite, "testcase", classname=classname, name=step.name)
+            ET.SubElement(element, "skipped", message=step.summary or "skipped")
+            tests, skipped = tests + 1, skipped + 1
             continue
         for case in step.cases:
-            element = ET.SubElement(suite, "testcase", classname=f"dbtune.check.{step.name.replace(' ', '_')}",
-                                    name=case.name)
-            if not case.passed:
+            element = ET.SubElement(suite, "testcase", classname=classname, name=case.name)
+            tests += 1
+            if case.skipped:
+                ET.SubElement(element, "skipped", message=case.message or "skipped")
+                skipped += 1
+            elif not case.passed:
                 failure = ET.SubElement(element, "failure", message=case.message.splitlines()[0][:500]
                                         if case.message else "failed")
                 failure.text = case.message
-    root = ET.Element("testsuites")
+                failures += 1
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    root = ET.Element("testsuites", tests=str(tests), failures=str(failures), errors="0")
     root.append(suite)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
