@@ -1,6 +1,9 @@
 -- invalid_indexes: INVALID indexes (a failed or cancelled CREATE INDEX CONCURRENTLY, a
 -- failed REINDEX CONCURRENTLY's _ccnew), except one being built right now
 -- (pg_stat_progress_create_index).  Writes maintain them, queries never use them.
+-- A role without pg_read_all_stats sees another role's build in progress with a NULL
+-- relid; such a build holds SHARE UPDATE EXCLUSIVE on its table (pg_locks, visible to
+-- every role), so an INVALID index on that table is taken for it, not for a leftover.
 CREATE VIEW ${schema}.invalid_indexes AS
 SELECT n.nspname AS schema,
        t.relname AS table_name,
@@ -14,4 +17,8 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT i.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
                   WHERE p.index_relid = i.indexrelid OR (p.index_relid = 0 AND p.relid = i.indrelid))
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+                  JOIN pg_locks l ON l.pid = p.pid
+                  WHERE p.relid IS NULL AND l.locktype = 'relation' AND l.relation = i.indrelid
+                    AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted)
 ORDER BY 1, 2, 3

@@ -1,6 +1,6 @@
 -- slow_queries, when pg_stat_statements cannot answer: one row that says what to configure.
 -- dbtune creates this instead of slow_queries.sql when the extension is not installed in
--- this database or not in shared_preload_libraries; `dbtune report --repair-views`
+-- this database or not in shared_preload_libraries; `dbtune report --install-views`
 -- replaces it once the server is configured.
 CREATE VIEW ${schema}.slow_queries AS
 SELECT NULL::bigint AS queryid, NULL::name AS username, NULL::name AS database, NULL::bigint AS calls,

@@ -548,6 +548,7 @@ Examples:
   dbtune report bloat --exact
   dbtune report --format markdown > health.md
   dbtune report health --fail-on crit      # a monitoring check: exit 1 on a critical finding
+  dbtune report --install-views            # the same queries as views, for psql and Grafana
 """)
 @click.argument("names", nargs=-1, metavar="[REPORT]...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
@@ -568,22 +569,22 @@ Examples:
 @click.option("--exact", is_flag=True, help="bloat: measure with pgstattuple_approx instead of estimating.")
 @click.option("--fail-on", type=click.Choice(["warn", "crit"]),
               help="Exit 1 when a finding is at least this severe (for CI or a monitoring check).")
-@click.option("--repair-views", is_flag=True,
-              help="Write the monitoring views again for this server (after an upgrade, or once "
-                   "pg_stat_statements is preloaded).")
+@click.option("--install-views", "--repair-views", "install_views", is_flag=True,
+              help="Create the dbtune_monitor views for psql and Grafana, or write them again (after a server "
+                   "upgrade, or once pg_stat_statements is preloaded). The report itself needs none.")
 @connection_options
 @fleet_options("report")
 def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_table_mb: float, min_index_mb: float,
-           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None, repair_views: bool,
+           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None, install_views: bool,
            database_url: str | None) -> None:
     """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
     from . import report as r
 
     out = _output()
     target = _target(database_url)
-    if repair_views:
-        written = r.repair_views(target)
-        click.echo(f"monitoring views written again: {', '.join(written)}", err=True)
+    if install_views:
+        written = r.install_views(target)
+        click.echo(f"monitoring views written in dbtune_monitor: {', '.join(written)}", err=True)
         if not names:
             return
     thresholds = r.Thresholds(slow_mean_ms=slow_ms, min_table_mb=min_table_mb, min_index_mb=min_index_mb,

@@ -5,17 +5,22 @@ usage, bloat, missing, unused, duplicate and invalid indexes, cache hits) in
 plain SQL any client can query.  They live in their own schema, readable by
 pg_monitor and nobody else: query text can carry data.
 
-What differs between servers is decided when the views are created (by
-migration 0009, or by `dbtune report --repair-views` after a server upgrade):
-the columns pg_stat_statements has (PostgreSQL 13 to 18), whether it is
-installed and preloaded at all, whether pg_stat_user_indexes has last_idx_scan
-(16+), and whether the views' owner may read pg_statistic.  Every statement runs
-through a ``run(sql) -> rows`` callable, so the same code serves a migration's
-connection and dbtune's own.
+Each file is one query under a ``CREATE VIEW`` line: `dbtune report` runs the
+query itself (``query_sql``), so it needs no view and works on any database, a
+hot standby included; the views are for psql and Grafana, created by migration
+0009 or `dbtune report --install-views` (``view_sql``).
+
+What differs between servers is decided when the query is rendered: the columns
+pg_stat_statements has (PostgreSQL 13 to 18), whether it is installed and
+preloaded at all, whether pg_stat_user_indexes has last_idx_scan (16+), and
+whether the role that runs the query (the views' owner, for a view) may read
+pg_statistic.  Every statement runs through a ``run(sql) -> rows`` callable, so
+the same code serves a migration's connection and dbtune's own.
 """
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,12 +55,17 @@ class Facts:
     def slow_queries_note(self) -> str | None:
         if self.pgss_schema is None:
             return ("pg_stat_statements is not installed in this database: run CREATE EXTENSION "
-                    "pg_stat_statements (and add it to shared_preload_libraries, then restart), then "
-                    "dbtune report --repair-views")
+                    "pg_stat_statements (and add it to shared_preload_libraries, then restart)")
         if not self.pgss_loaded:
             return ("pg_stat_statements is installed but not preloaded: add it to shared_preload_libraries "
-                    "in postgresql.conf, restart PostgreSQL, then run dbtune report --repair-views")
+                    "in postgresql.conf and restart PostgreSQL")
         return None
+
+    @property
+    def view_note(self) -> str | None:
+        """The note a view keeps: a view is rendered once, so it says how to write it again."""
+        note = self.slow_queries_note
+        return None if note is None else f"{note}, then run dbtune report --install-views"
 
 
 # What offline mode (`--sql`, the dry run) assumes: the newest server, fully configured.
@@ -74,8 +84,10 @@ def facts(run: Run) -> Facts:
     row = run("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
               "WHERE e.extname = 'pg_stat_statements'")
     pgss_schema = row[0][0] if row else None
-    loaded = "pg_stat_statements" in {
-        lib.strip() for lib in str(run("SHOW shared_preload_libraries")[0][0] or "").split(",")}
+    # Preloaded, pg_stat_statements defines its settings; a placeholder of the same name (set in
+    # postgresql.conf, library not loaded) is not in pg_settings.  Every role sees these rows,
+    # where shared_preload_libraries itself needs pg_read_all_settings.
+    loaded = bool(run("SELECT 1 FROM pg_settings WHERE name = 'pg_stat_statements.max'"))
     columns: frozenset[str] = frozenset()
     if pgss_schema is not None:
         columns = frozenset(r[0] for r in run(
@@ -88,14 +100,23 @@ def facts(run: Run) -> Facts:
     return Facts(pgss_schema, loaded, columns, last_idx, statistic)
 
 
+# Every file starts (after its comments) with this line; the query follows it.
+_HEADER = re.compile(r"^CREATE VIEW \$\{schema\}\.(\w+) AS[ \t]*\n", re.MULTILINE)
+
+
 def view_sql(name: str, found: Facts) -> str:
     """The CREATE VIEW statement of ``name`` for a server with ``found``."""
-    values = {"schema": quote(SCHEMA)}
+    return f"CREATE VIEW {quote(SCHEMA)}.{quote(name)} AS\n{query_sql(name, found, note=found.view_note)}"
+
+
+def query_sql(name: str, found: Facts, *, note: str | None = None) -> str:
+    """The query of view ``name`` for a server with ``found``, to run as it is (no view needed)."""
+    values: dict[str, str] = {}
     file = name
     if name == "slow_queries":
-        note = found.slow_queries_note
-        if note is not None:
-            file, values["note"] = "slow_queries_unavailable", literal(note)
+        unavailable = found.slow_queries_note
+        if unavailable is not None:
+            file, values["note"] = "slow_queries_unavailable", literal(note or unavailable)
         else:
             assert found.pgss_schema is not None
             values["pgss"] = quote(found.pgss_schema)
@@ -112,7 +133,10 @@ def view_sql(name: str, found: Facts) -> str:
             "sum(avg_width) + 24 AS row_width FROM pg_catalog.pg_stats WHERE NOT inherited "
             "GROUP BY schemaname, tablename")
     text = sql_path("monitoring", f"{file}.sql").read_text()
-    return string.Template(text).substitute(values).strip().rstrip(";")
+    header = _HEADER.search(text)
+    if header is None or header.group(1) != name:
+        raise DbtuneError(f"sql/monitoring/{file}.sql does not start with CREATE VIEW ${{schema}}.{name} AS")
+    return string.Template(text[header.end():]).substitute(values).strip().rstrip(";")
 
 
 def _owned(run: Run) -> dict[str, bool]:
@@ -158,6 +182,3 @@ def drop_views(run: Run) -> None:
     if left and left[0][0] == 0:
         run(f"DROP SCHEMA IF EXISTS {schema}")
 
-
-def installed(run: Run) -> bool:
-    return bool(_owned(run))

@@ -127,10 +127,17 @@ def create_materialized_views(*names: str) -> None:
 
 
 def drop_materialized_views(*names: str) -> None:
-    """DROP MATERIALIZED VIEW, newest first; a brief ACCESS EXCLUSIVE on the view, under lock_timeout."""
+    """DROP MATERIALIZED VIEW, newest first; a brief ACCESS EXCLUSIVE on the view, under lock_timeout.
+
+    Each name is qualified with the schema the view was created in (the files name none, so
+    CREATE put it in current_schema()): an unqualified DROP would take the first view of that
+    name anywhere on the search_path, a team's own included.  Offline there is no schema to ask.
+    """
+    schema = None if context.is_offline_mode() else _run_in_migration("SELECT current_schema()")[0][0]
     for name in reversed(names):
         view = Path(view_path(name)).stem
-        op.execute(text(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(sql.Identifier(view)).as_string()))
+        ident = sql.Identifier(schema, view) if schema else sql.Identifier(view)
+        op.execute(text(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(ident).as_string()))
 
 
 def create_extensions(*names: str, preloaded: tuple[str, ...] = ()) -> None:
@@ -193,7 +200,7 @@ def create_monitoring_views() -> None:
         return
     found = monitoring.facts(_run_in_migration)
     monitoring.create_views(_run_in_migration, found)
-    if (note := found.slow_queries_note) is not None:
+    if (note := found.view_note) is not None:
         options, _ = _run_options()
         options.out.warn(f"slow_queries cannot read pg_stat_statements yet: {note}")
 

@@ -1,10 +1,13 @@
-"""`dbtune report`: the monitoring views read back as findings, each with what to do, and a health grade.
+"""`dbtune report`: the monitoring queries read back as findings, each with what to do, and a health grade.
 
-Each section reads one view of the dbtune_monitor schema (monitoring.py),
-keeps the rows past its thresholds, and turns them into findings that carry a
-severity, the points they cost the health score and the fix.  ``health`` is
+Each section runs the query of one sql/monitoring file (monitoring.py) itself,
+rendered for the server, so it needs neither dbtune's views nor any write: it
+works on any database, a hot standby included, in one READ ONLY transaction.
+It keeps the rows past its thresholds and turns them into findings that carry
+a severity, the points they cost the health score and the fix.  ``health`` is
 every section at once: 100 points less the deductions, graded A to F, so a DBA
 sees in one screen what to fix first.  Rendering is separate (``render``).
+The views themselves, for psql and Grafana, are ``install_views``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from . import db, monitoring
-from .errors import ConfigError, DbtuneError
+from .errors import ConfigError
 from .output import Column, Output, human_bytes, render_grid, shorten
 from .settings import Target
 
@@ -70,6 +73,8 @@ class Report:
     stats_age_s: float | None
     sections: list[Section]
     health: bool = False  # every section, shown as the graded summary
+    standby: bool = False
+    notes: list[str] = field(default_factory=list)  # what this role or this server cannot show
 
     @property
     def findings(self) -> list[Finding]:
@@ -89,7 +94,7 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "server": self.server, "database": self.database,
+            "server": self.server, "database": self.database, "standby": self.standby, "notes": self.notes,
             "stats_since": self.stats_since.isoformat() if self.stats_since else None,
             "stats_age_hours": None if self.stats_age_s is None else round(self.stats_age_s / 3600, 1),
             "score": self.score, "grade": self.grade,
@@ -110,21 +115,31 @@ def _capped(findings: list[Finding], cap: int) -> list[Finding]:
 _ALL = sql.SQL("true")
 
 
-def _view(conn: psycopg.Connection, name: str, where: sql.Composable = _ALL,
-          params: tuple[Any, ...] = (), limit: int | None = None) -> list[dict[str, Any]]:
-    query = sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(monitoring.SCHEMA, name), where)
-    if limit is not None:
-        query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
+@dataclass
+class Source:
+    """The connection, and what the server offers (the queries are rendered for it)."""
+
+    conn: psycopg.Connection
+    found: monitoring.Facts
+
+    def rows(self, name: str, where: sql.Composable = _ALL, params: tuple[Any, ...] = (),
+             limit: int | None = None) -> list[dict[str, Any]]:
+        # The file's own query, not the view: the same rows, with no view to install.  Its
+        # literal % (LIKE 'pg_toast%') is doubled, since the query takes parameters.
+        body = monitoring.query_sql(name, self.found).replace("%", "%%")
+        query = sql.SQL("SELECT * FROM ({}) AS {} WHERE {}").format(sql.SQL(body), sql.Identifier(name), where)
+        if limit is not None:
+            query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()
 
 
 # -- sections -----------------------------------------------------------------------------------
 
-def slow_queries(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
+def slow_queries(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
     # Application statements only: DDL and maintenance (a migration's CREATE INDEX, ANALYZE,
     # REFRESH) are slow by nature and not a query to fix.
-    rows = _view(conn, "slow_queries", sql.SQL("(mean_ms >= %s AND database = current_database() AND query !~* %s) "
+    rows = src.rows("slow_queries", sql.SQL("(mean_ms >= %s AND database = current_database() AND query !~* %s) "
                                                "OR note IS NOT NULL"), (t.slow_mean_ms, UTILITY), t.limit)
     columns = [Column("queryid", "queryid"), Column("calls", "calls", "int"), Column("total_ms", "total", "ms"),
                Column("mean_ms", "mean", "ms"), Column("hit_ratio", "hit ratio", "ratio"),
@@ -145,8 +160,8 @@ def slow_queries(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | N
     return section
 
 
-def index_usage(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "index_usage_stats", limit=t.limit * 5)
+def index_usage(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("index_usage_stats", limit=t.limit * 5)
     columns = [Column("table_name", "table"), Column("index_name", "index"), Column("scans", "scans", "int"),
                Column("tuples_read", "tuples read", "int"), Column("size_bytes", "size", "bytes"),
                Column("is_unique", "unique"), Column("backs_constraint", "constraint"),
@@ -154,8 +169,8 @@ def index_usage(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | No
     return Section("index-usage", "Index usage (least used first)", columns, rows)
 
 
-def bloat(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None, *, exact: bool = False) -> Section:
-    rows = _view(conn, "table_bloat_stats",
+def bloat(src: Source, t: Thresholds, stats_age_s: float | None, *, exact: bool = False) -> Section:
+    rows = src.rows("table_bloat_stats",
                  sql.SQL("total_bytes >= %s AND (dead_pct >= %s OR bloat_pct >= %s OR statistics = 'no statistics')"),
                  (t.bloat_min_mb * MB, t.dead_pct, t.bloat_pct), t.limit)
     columns = [Column("table_name", "table"), Column("live_tuples", "live", "int"),
@@ -164,7 +179,7 @@ def bloat(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None, *,
                Column("bloat_pct", "bloat", "pct"), Column("statistics", "statistics"),
                Column("total_bytes", "size", "bytes"), Column("last_autovacuum", "last autovacuum", "when")]
     if exact:
-        _measure_exactly(conn, rows)
+        _measure_exactly(src.conn, rows)
         columns[6] = Column("statistics", "measured")
     findings = []
     for r in rows:
@@ -191,16 +206,17 @@ def _measure_exactly(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> No
     if found is None:
         raise ConfigError("--exact needs the pgstattuple extension: CREATE EXTENSION pgstattuple (as a superuser)")
     for r in rows:
+        table = sql.Identifier(r["schema"], r["table_name"]).as_string(conn)
         query = sql.SQL("SELECT table_len, approx_free_space, dead_tuple_len FROM {}.pgstattuple_approx({}::regclass)"
-                        ).format(sql.Identifier(found[0]), sql.Literal(f'"{r["schema"]}"."{r["table_name"]}"'))
+                        ).format(sql.Identifier(found[0]), sql.Literal(table))
         table_len, free, dead = conn.execute(query).fetchone()  # type: ignore[misc]
         r["bloat_bytes"] = free + dead
         r["bloat_pct"] = round(100.0 * (free + dead) / table_len, 1) if table_len else 0.0
         r["statistics"] = "pgstattuple_approx"
 
 
-def missing_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "missing_indexes", sql.SQL("size_bytes >= %s AND rows_per_seq_scan >= 1000"),
+def missing_indexes(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("missing_indexes", sql.SQL("size_bytes >= %s AND rows_per_seq_scan >= 1000"),
                  (t.min_table_mb * MB,), t.limit)
     columns = [Column("table_name", "table"), Column("seq_scan", "seq scans", "int"),
                Column("seq_tup_read", "rows read by seq scans", "int"), Column("idx_scan", "index scans", "int"),
@@ -214,8 +230,8 @@ def missing_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float 
                    "sequential scans)", columns, rows, _capped(findings, 15))
 
 
-def unused_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "unused_indexes", sql.SQL("size_bytes >= %s"), (t.min_index_mb * MB,), t.limit)
+def unused_indexes(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("unused_indexes", sql.SQL("size_bytes >= %s"), (t.min_index_mb * MB,), t.limit)
     columns = [Column("table_name", "table"), Column("index_name", "index"), Column("size_bytes", "size", "bytes"),
                Column("definition", "definition", "sql")]
     section = Section("unused-indexes", f"Unused indexes (never scanned, over {t.min_index_mb:g} MB)", columns, rows)
@@ -226,13 +242,12 @@ def unused_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float |
     section.findings = _capped([Finding(
         "unused-indexes", "warn", 3,
         f"{r['schema']}.{r['index_name']} ({human_bytes(r['size_bytes'])}) has never been scanned",
-        f"DROP INDEX CONCURRENTLY {r['schema']}.{r['index_name']} (check replicas first: each keeps its own "
-        "statistics)") for r in rows], 15)
+        f"{r['fix']} (check replicas first: each keeps its own statistics)") for r in rows], 15)
     return section
 
 
-def duplicate_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "duplicate_indexes", limit=t.limit)
+def duplicate_indexes(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("duplicate_indexes", limit=t.limit)
     columns = [Column("table_name", "table"), Column("redundant_index", "redundant index"),
                Column("covered_by", "covered by"), Column("reason", "why"),
                Column("redundant_bytes", "size", "bytes"), Column("fix", "fix", "sql")]
@@ -242,8 +257,8 @@ def duplicate_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: floa
     return Section("duplicate-indexes", "Duplicate indexes", columns, rows, _capped(findings, 15))
 
 
-def invalid_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "invalid_indexes", limit=t.limit)
+def invalid_indexes(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("invalid_indexes", limit=t.limit)
     columns = [Column("table_name", "table"), Column("index_name", "index"), Column("size_bytes", "size", "bytes"),
                Column("definition", "definition", "sql")]
     findings = [Finding("invalid-indexes", "crit", 10,
@@ -254,8 +269,8 @@ def invalid_indexes(conn: psycopg.Connection, t: Thresholds, stats_age_s: float 
                    _capped(findings, 30))
 
 
-def cache(conn: psycopg.Connection, t: Thresholds, stats_age_s: float | None) -> Section:
-    rows = _view(conn, "cache_hit_ratio")
+def cache(src: Source, t: Thresholds, stats_age_s: float | None) -> Section:
+    rows = src.rows("cache_hit_ratio")
     columns = [Column("kind", "reads of"), Column("hits", "hits", "int"), Column("reads", "disk reads", "int"),
                Column("ratio", "hit ratio", "ratio")]
     findings = []
@@ -286,38 +301,64 @@ def report(target: Target, names: list[str] | None = None, thresholds: Threshold
     unknown = [n for n in names if n not in _BUILDERS]
     if unknown:
         raise ConfigError(f"unknown report {unknown[0]!r}: one of {', '.join(SECTIONS)}, health")
-    with db.connect(target, purpose="report") as conn:
-        if not monitoring.installed(lambda q: conn.execute(q).fetchall()):  # type: ignore[arg-type]
-            raise DbtuneError(f"the monitoring views are not in this database: run dbtune apply (migration 0009 "
-                              f"creates them in the {monitoring.SCHEMA} schema)")
+    with db.connect(target, purpose="report", autocommit=False) as conn:
+        conn.read_only = True  # reads only, whatever the server: BEGIN READ ONLY
+        src = Source(conn, monitoring.facts(_runner(conn)))
         server = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-        database, since, age = conn.execute(
+        database, since, age, standby, all_stats = conn.execute(
             "SELECT current_database(), coalesce(stats_reset, pg_postmaster_start_time()), "
-            "extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time()))::float8 "
+            "extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time()))::float8, "
+            "pg_is_in_recovery(), pg_has_role('pg_read_all_stats', 'USAGE') "
             "FROM pg_stat_database WHERE datname = current_database()").fetchone()  # type: ignore[misc]
         sections = []
         for name in names:
+            builder = _BUILDERS[name]
             try:
-                builder = _BUILDERS[name]
-                sections.append(builder(conn, t, age, exact=exact) if name == "bloat" else builder(conn, t, age))
-            except psycopg.errors.InsufficientPrivilege:
-                raise ConfigError(f"this role may not read {monitoring.SCHEMA}: grant it pg_monitor "
-                                  f"(GRANT pg_monitor TO <role>)") from None
-            except psycopg.errors.UndefinedTable:
-                raise DbtuneError("a monitoring view is missing: run dbtune report --repair-views") from None
-    return Report(server, database, since, age, sections, health)
+                sections.append(builder(src, t, age, exact=exact) if name == "bloat" else builder(src, t, age))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise ConfigError(f"this role may not read what {name} needs ({db.describe(exc)}): grant it "
+                                  "pg_monitor (GRANT pg_monitor TO <role>)") from None
+    return Report(server, database, since, age, sections, health, standby, _notes(standby, all_stats))
 
 
-def repair_views(target: Target) -> list[str]:
-    """Write the views again for this server (after an upgrade, or once pg_stat_statements is preloaded)."""
-    with db.connect(target, purpose="report --repair-views", autocommit=False) as conn:
-        def run(query: str) -> list[Any]:
-            cur = conn.execute(query)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
+def _notes(standby: bool, all_stats: bool) -> list[str]:
+    notes = []
+    if not all_stats:
+        # Without pg_read_all_stats other roles' statements show no text, and their index
+        # builds no table (the report then judges them from pg_locks).
+        notes.append("this role sees only its own statements' text in slow-queries: grant it pg_monitor "
+                     "(or pg_read_all_stats) to see every role's")
+    if standby:
+        notes.append("a hot standby: scans, slow queries and cache hits are this server's own, not the "
+                     "primary's (each server keeps its own statistics)")
+    return notes
 
+
+def _runner(conn: psycopg.Connection) -> monitoring.Run:
+    def run(query: str) -> list[Any]:
+        cur = conn.execute(query)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+    return run
+
+
+def install_views(target: Target) -> list[str]:
+    """Create (or write again) the views in dbtune_monitor for this server, for psql and Grafana users:
+    after a server upgrade, or once pg_stat_statements is preloaded, write them again."""
+    with db.connect(target, purpose="report --install-views", autocommit=False) as conn:
+        if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:  # type: ignore[index]
+            raise ConfigError("this server is a hot standby: install the views on the primary, from which "
+                              "they replicate (dbtune report itself needs no view)")
+        run = _runner(conn)
         conn.execute("SET LOCAL lock_timeout = '2s'")
-        found = monitoring.facts(run)
-        names = monitoring.create_views(run, found)
+        try:
+            names = monitoring.create_views(run, monitoring.facts(run))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigError(f"this role may not create the views in {monitoring.SCHEMA} ({db.describe(exc)}): "
+                              "run --install-views as the database owner (dbtune report itself needs no "
+                              "view)") from None
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise ConfigError(f"the views cannot be written here ({db.describe(exc)}): this session is "
+                              "read-only (default_transaction_read_only)") from None
         conn.commit()
     return names
 
@@ -332,9 +373,11 @@ def render(result: Report, out: Output, fmt: str = "table") -> None:
         f"{result.stats_age_s / 3600:.1f} hours" if result.stats_age_s < 2 * DAY_S
         else f"{result.stats_age_s / DAY_S:.1f} days")
     since = result.stats_since.strftime("%Y-%m-%d %H:%M %Z") if result.stats_since else "unknown"
-    header = (f"PostgreSQL {result.server}, database {result.database}: statistics gathered for {age} "
-              f"(since {since})")
+    header = (f"PostgreSQL {result.server}{' (hot standby)' if result.standby else ''}, database "
+              f"{result.database}: statistics gathered for {age} (since {since})")
     out.result(f"# {header}" if fmt == "markdown" else header)
+    for note in result.notes:
+        out.result(f"note: {note}")
     for s in [] if result.health else result.sections:
         out.result(f"\n## {s.title}" if fmt == "markdown" else f"\n{s.title}")
         if s.note:
