@@ -294,13 +294,6 @@ def test_sandbox_start_url_stop() -> None:
     tmp_path.rmdir()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
-def test_sandbox_in_a_folder_the_server_user_cannot_enter(tmp_path) -> None:
-    result = run_cli("sandbox", "start", "--dir", str(tmp_path / "sb"))
-    assert result.exit_code == 2
-    assert "cannot enter" in result.stderr and "Traceback" not in result.output
-
-
 def test_a_role_that_may_not_create_an_extension_is_told_what_to_do(database: str) -> None:
     role = "app_" + database.rsplit("/", 1)[1]
     with psycopg.connect(database, autocommit=True) as conn:

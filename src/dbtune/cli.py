@@ -512,6 +512,8 @@ def sandbox_start(kind: str, directory: Path) -> None:
 
     info = sb.start(kind, directory)
     click.echo(f"{'started' if info.started else 'already running'}: PostgreSQL {info.version}", err=True)
+    if info.elsewhere:
+        click.echo(info.elsewhere, err=True)
     click.echo(info.url)
 
 

@@ -8,7 +8,9 @@ directory only, and stop and remove it afterwards.  For an existing server
 (a DSN given), a scratch database is created and dropped instead.
 
 PostgreSQL refuses to run as root, so when the caller is root the server runs
-as the ``postgres`` user if the machine has one, else as ``nobody``.
+as the ``postgres`` user if the machine has one, else as ``nobody``; its
+binaries and files then go where that user can reach them (`servable`,
+`server_home`).
 """
 
 from __future__ import annotations
@@ -129,8 +131,37 @@ def _blocked_at(folder: Path, user: str) -> Path | None:
 def _check_reachable(folder: Path, user: str) -> None:
     """The server user must be able to walk down to its data directory."""
     if (part := _blocked_at(folder, user)) is not None:
-        raise ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
-                          f"{part}; put the server in a directory that user can reach")
+        raise _unreachable(user, part)
+
+
+def _unreachable(user: str, *parts: Path) -> ServerError:
+    return ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
+                       f"{' nor '.join(map(str, dict.fromkeys(parts)))}; put the server in a directory that user can reach")
+
+
+def _existing(folder: Path) -> Path:
+    """``folder``, or its nearest ancestor that exists (what the server's user must get through)."""
+    folder = folder.resolve()
+    return next(part for part in (folder, *folder.parents) if part.exists())
+
+
+def server_home(wanted: Path | None = None, prefix: str = "dbtune-pg-") -> tuple[Path, str]:
+    """Where a server keeps its files: ``wanted`` when the server's user can reach it, else a fresh
+    directory in the temporary directory; with the reason when it is not ``wanted``.
+
+    As root the server runs as another user, who often cannot enter the caller's
+    directories: root's home and a ``mktemp -d`` directory are mode 700.  ``wanted``
+    itself is handed to that user by `LocalServer.init`; the way to it must be open.
+    """
+    user = _run_as()
+    blocked = _blocked_at(_existing(wanted.parent), user) if user and wanted is not None else None
+    if wanted is not None and blocked is None:
+        return wanted, ""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    if user and (tmp_blocked := _blocked_at(home.parent, user)) is not None:
+        home.rmdir()
+        raise _unreachable(user, *(p for p in (blocked, tmp_blocked) if p is not None))
+    return home, f"the server's user '{user}' cannot enter {blocked}" if blocked else ""
 
 
 def servable(bindir: Path) -> Path:
@@ -223,11 +254,12 @@ class LocalServer:
         self.base.mkdir(parents=True, exist_ok=True)
         if user:
             _check_reachable(self.base.parent, user)
-        # The unprivileged server user must be able to reach its data directory.
-        self.base.chmod(0o755)
+        # Private to the server's user (and root): the log may quote statements and their values.
+        self.base.chmod(0o700)
         self.datadir.mkdir(mode=0o700)
         if user:
             entry = pwd.getpwnam(user)
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
             self.logfile.touch()
             os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
@@ -278,8 +310,9 @@ def throwaway_server(kind: str = "embedded", *, bindir: Path | None = None,
                      keep: bool = False) -> Iterator[LocalServer]:
     """Start a fresh server of ``kind`` (or from ``bindir``); stop and remove it on exit, even on
     error, unless ``keep`` asks to leave it running for debugging."""
-    base = Path(tempfile.mkdtemp(prefix="dbtune-pg-"))
-    server = LocalServer(bindir=bindir or find_bindir(kind), base=base)
+    bindir = bindir or find_bindir(kind)
+    base, _ = server_home()
+    server = LocalServer(bindir=bindir, base=base)
     try:
         server.init()
         server.start()
