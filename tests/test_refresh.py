@@ -38,6 +38,7 @@ def views(database: str) -> str:
         CREATE MATERIALIZED VIEW ratios AS SELECT id, 100 / v AS r FROM readings;
         CREATE UNIQUE INDEX ratios_id ON ratios (id);
     """)
+    assert refresh(database, "--setup").exit_code == 0  # the history, once
     return database
 
 
@@ -198,3 +199,91 @@ def test_the_reference_views_refresh_from_the_reference_schema(database: str) ->
     back = run_cli("rollback", "--database-url", database, "--to", "0006", env=env)
     assert back.exit_code == 0, back.output
     assert scalar(database, "SELECT count(*) FROM pg_matviews") == 0
+
+
+def one_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_without_history_views_still_refresh_with_one_warning(database: str) -> None:
+    execute(database, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);"
+                      "CREATE MATERIALIZED VIEW v AS SELECT id FROM t; CREATE UNIQUE INDEX v_id ON v (id)")
+    done = refresh(database, "v", "--quiet")
+    assert done.exit_code == 0, done.output
+    assert "refresh history not recorded" in one_line(done) and "dbtune refresh --setup" in done.stderr
+    assert scalar(database, "SELECT to_regnamespace('dbtune') IS NULL")  # a run creates nothing
+    status = refresh(database, "v", "--status")
+    assert status.exit_code == 0 and "unknown" in status.stdout and "--setup" in one_line(status)
+    setup = refresh(database, "--setup")
+    assert setup.exit_code == 0 and "created dbtune.refresh_history" in setup.stdout, setup.output
+    again = refresh(database, "--setup")
+    assert again.exit_code == 0 and "already set up" in again.stdout
+    recorded = refresh(database, "v")
+    assert recorded.exit_code == 0 and recorded.stderr == "", recorded.output
+    assert scalar(database, "SELECT count(*) FROM dbtune.refresh_history") == 1
+
+
+def _role(url: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(url)["user"]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def cron(owned_database):  # type: ignore[no-untyped-def]
+    """A view the owner made, handed to a cron role that is no member of the owner and may not CREATE."""
+    url = owned_database.other_role()
+    execute(owned_database.url, "CREATE TABLE readings (id int PRIMARY KEY, v int NOT NULL);"
+                                "INSERT INTO readings SELECT i, i % 7 FROM generate_series(1, 100) i;"
+                                "CREATE MATERIALIZED VIEW keyed AS SELECT v, count(*) AS n FROM readings GROUP BY v;"
+                                "CREATE UNIQUE INDEX keyed_v ON keyed (v)")
+    execute(owned_database.admin_url, f'ALTER MATERIALIZED VIEW keyed OWNER TO "{_role(url)}"')
+    assert not scalar(owned_database.admin_url, "SELECT has_database_privilege(%s, current_database(), 'CREATE')",
+                      [_role(url)])
+    return owned_database, url
+
+
+def test_a_cron_role_without_create_refreshes_and_records_once_the_owner_set_up_history(cron) -> None:  # type: ignore[no-untyped-def]
+    owned, url = cron
+    unrecorded = refresh(url, "keyed")
+    assert unrecorded.exit_code == 0 and "does not exist" in one_line(unrecorded), unrecorded.output
+    refused = refresh(url, "--setup")
+    assert refused.exit_code == 2 and "database owner" in one_line(refused)
+    assert refresh(owned.url, "--setup").exit_code == 0  # the owner, without granting
+    ungranted = refresh(url, "keyed")
+    assert ungranted.exit_code == 0 and f"--setup --grant {_role(url)}" in one_line(ungranted)
+    granted = refresh(owned.url, "--setup", "--grant", _role(url))
+    assert granted.exit_code == 0 and "may record refreshes" in granted.stdout, granted.output
+    for _ in range(3):
+        done = refresh(url, "keyed", "--keep", "2")
+        assert done.exit_code == 0 and done.stderr == "", done.output
+    assert scalar(owned.admin_url, "SELECT count(*) FROM dbtune.refresh_history") == 2  # pruned by the cron role
+    status = run_cli("refresh", "--database-url", url, "keyed", "--status", "--format", "json")
+    assert status.exit_code == 0 and status.stderr == "", status.output
+
+
+def test_a_cron_role_given_the_schema_sets_history_up_itself(cron) -> None:  # type: ignore[no-untyped-def]
+    """The documented way for a role without CREATE: CREATE SCHEMA dbtune AUTHORIZATION it, then --setup."""
+    owned, url = cron
+    execute(owned.admin_url, f'CREATE SCHEMA dbtune AUTHORIZATION "{_role(url)}"')
+    setup = refresh(url, "--setup")
+    assert setup.exit_code == 0 and "created dbtune.refresh_history" in setup.stdout, setup.output
+    assert refresh(url, "keyed").stderr == ""
+    assert refresh(url, "--setup").exit_code == 0  # every later run: nothing to create, nothing refused
+    assert scalar(owned.admin_url, "SELECT count(*) FROM dbtune.refresh_history") == 1
+
+
+def test_a_read_only_database_refreshes_nothing_in_one_line_and_status_still_reads(views: str) -> None:
+    assert refresh(views, "keyed").exit_code == 0
+    execute(views, "ALTER DATABASE " + psycopg.conninfo.conninfo_to_dict(views)["dbname"]  # type: ignore[operator]
+            + " SET default_transaction_read_only = on")
+    for args in (["keyed"], ["--setup"]):
+        refused = refresh(views, *args)
+        assert refused.exit_code == 2, refused.output
+        assert "read-only (default_transaction_read_only is on, set by its database)" in one_line(refused)
+    status = run_cli("refresh", "--database-url", views, "keyed", "--status", "--format", "json")
+    assert status.exit_code == 0, status.output
+    import json
+
+    [row] = json.loads(status.stdout)
+    assert row["rows"] == 7 and row["last_refresh"] is not None

@@ -392,6 +392,7 @@ Examples:
   dbtune refresh --all --jobs 2           # every materialized view in the database
   dbtune refresh daily_revenue_summary --if-older-than 1h --quiet
   dbtune refresh --status
+  dbtune refresh --setup --grant cron_role   # once, as the database owner: the refresh history
 \b
 From cron (quiet on success; exit 1 if a view failed, 4 if another run held them all):
   */15 * * * *  dbtune refresh --quiet --if-older-than 10m
@@ -407,25 +408,35 @@ From cron (quiet on success; exit 1 if a view failed, 4 if another run held them
 @click.option("--keep", type=click.IntRange(1), default=100, show_default=True,
               help="History rows kept per view in dbtune.refresh_history.")
 @click.option("--status", "show_status", is_flag=True, help="Show each view's last refresh instead of refreshing.")
+@click.option("--setup", is_flag=True, help="Create the refresh history (dbtune.refresh_history) once, as the "
+              "database owner; refreshes run without it, unrecorded.")
+@click.option("--grant", multiple=True, metavar="ROLE", help="With --setup: let ROLE (a cron role) record refreshes.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="Nothing on success; warnings and errors on stderr.")
 @connection_options
 @fleet_options("refresh")
 def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older_than: str | None,
-            timeout: float | None, jobs: int, keep: int, show_status: bool, fmt: str, quiet: bool,
-            database_url: str | None) -> None:
+            timeout: float | None, jobs: int, keep: int, show_status: bool, setup: bool, grant: tuple[str, ...],
+            fmt: str, quiet: bool, database_url: str | None) -> None:
     """Refresh materialized views, CONCURRENTLY whenever possible, from cron or by hand."""
     from . import refresh as r
-    from .errors import LockBusy
+    from .errors import ConfigError, LockBusy
 
     out = _output(quiet)
     target = _target(database_url)
+    if grant and not setup:
+        raise ConfigError("--grant goes with --setup")
+    if setup:
+        for line in r.setup(target, list(grant)):
+            out.info(line)
+        return
     if show_status:
-        rows = r.status(target, list(views) or None, all_views=all_views)
+        rows = r.status(target, list(views) or None, all_views=all_views, out=out)
         if fmt == "json":
             out.json(rows)
             return
-        out.table([[row["view"], "yes" if row["populated"] else "no", row["last_refresh"] or "never",
+        out.table([[row["view"], "yes" if row["populated"] else "no",
+                    row["last_refresh"] or ("never" if row["history"] else "unknown"),
                     r.age_text(row["age_s"]), "-" if row["duration_s"] is None else f"{row['duration_s']:g}s",
                     "-" if row["rows"] is None else f"{row['rows']:,}",
                     "yes" if row["concurrently"] else f"no: {row['why_not']}"] for row in rows],

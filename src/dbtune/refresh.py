@@ -10,17 +10,24 @@ dbtune uses it whenever it can, and says why readers will wait when it cannot.
 Each view is refreshed under an advisory lock of its own (``locking.run_lock``
 with a key derived from the view's name): an overlapping cron run skips a view
 that is being refreshed rather than queue behind it.  PostgreSQL does not
-record when a view was last refreshed, so dbtune does, in ``dbtune.refresh_history``.
+record when a view was last refreshed, so dbtune does, in ``dbtune.refresh_history``,
+which ``setup`` creates once (as the database's owner): a run never creates
+anything, since PostgreSQL checks the CREATE privilege before it honours IF NOT
+EXISTS, and a cron role has none.  Without the table (or the right to write it)
+the views are still refreshed, with one warning that history was not recorded.
+A hot standby (or a read-only session) refreshes nothing and says so in one
+line; ``status`` only reads, so it works there.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -38,9 +45,8 @@ SCHEMA = "dbtune"
 HISTORY = "refresh_history"
 _LOCK_BASE = 0x72656672 << 32  # "refr" in the high half; the view's crc32 in the low half
 
-_SETUP = """
-CREATE SCHEMA IF NOT EXISTS dbtune;
-CREATE TABLE IF NOT EXISTS dbtune.refresh_history (
+_TABLE = """
+CREATE TABLE dbtune.refresh_history (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     view_name       text NOT NULL,
     started_at      timestamptz NOT NULL,
@@ -53,7 +59,7 @@ CREATE TABLE IF NOT EXISTS dbtune.refresh_history (
     dbtune_version  text NOT NULL,
     server_version  text NOT NULL
 );
-CREATE INDEX IF NOT EXISTS refresh_history_view_started ON dbtune.refresh_history (view_name, started_at DESC);
+CREATE INDEX refresh_history_view_started ON dbtune.refresh_history (view_name, started_at DESC);
 COMMENT ON TABLE dbtune.refresh_history IS 'Every materialized view refresh dbtune ran: PostgreSQL records none';
 """
 
@@ -140,6 +146,7 @@ class Options:
     jobs: int = 1
     keep: int = 100
     backoff: Backoff = field(default_factory=Backoff)
+    record: bool = True  # write dbtune.refresh_history (off when it is missing or not writable)
 
 
 def parse_age(text: str) -> float:
@@ -185,15 +192,91 @@ def _describe(conn: psycopg.Connection, oid: int, schema: str, name: str, popula
     return View(oid, schema, name, populated, key[0] if key else None, tuple(key[1]) if key else (), tables)
 
 
-def ensure_history(conn: psycopg.Connection) -> None:
-    try:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_BASE])  # two first runs at once
-            conn.execute(_SETUP)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise ConfigError(f"dbtune keeps refresh history in its own schema {SCHEMA}, which this role may not "
-                          f"create ({db.describe(exc)}): ask the database owner to run CREATE SCHEMA {SCHEMA} "
-                          "AUTHORIZATION <this role>; once") from None
+@dataclass(frozen=True)
+class History:
+    """What this role may do with dbtune.refresh_history, read from the catalog (which every role may)."""
+
+    exists: bool
+    readable: bool
+    writable: bool
+    standby: bool
+    role: str
+
+    def problem(self, *, writing: bool) -> str | None:
+        """One line on why history cannot be read (or written), and how to set it up; None if it can."""
+        if not self.exists:
+            if self.standby:
+                return (f"{SCHEMA}.{HISTORY} is not on this standby: it lives on the primary (created there with "
+                        "dbtune refresh --setup) and replicates here")
+            return (f"{SCHEMA}.{HISTORY} does not exist: create it once with dbtune refresh --setup "
+                    "(as the database owner)")
+        if writing and not self.writable:
+            return (f"this role ({self.role}) may not write {SCHEMA}.{HISTORY}: its owner can run dbtune refresh "
+                    f"--setup --grant {shlex.quote(self.role)}")
+        if not self.readable:
+            return (f"this role ({self.role}) may not read {SCHEMA}.{HISTORY}: its owner can run dbtune refresh "
+                    f"--setup --grant {shlex.quote(self.role)}")
+        return None
+
+
+def history(conn: psycopg.Connection) -> History:
+    row = conn.execute(
+        "SELECT c.oid IS NOT NULL, "
+        "       coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'), false), "
+        "       coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') "
+        "                AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE'), false), "
+        "       pg_is_in_recovery(), current_user "
+        "FROM (SELECT 1) one "
+        "LEFT JOIN pg_namespace n ON n.nspname = %s "
+        "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = %s AND c.relkind = 'r'",
+        [SCHEMA, HISTORY]).fetchone()
+    assert row is not None
+    return History(*row)
+
+
+def writable(conn: psycopg.Connection, what: str) -> None:
+    """Refuse in one line where nothing can be written: a hot standby, or a read-only session."""
+    standby, read_only, source = conn.execute(
+        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', "
+        "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only')").fetchone()  # type: ignore[misc]
+    if standby:
+        raise ConfigError(f"this server is a hot standby, where nothing is written: {what} on the primary "
+                          "(materialized views reach the standbys by replication)")
+    if read_only:
+        raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by its {source}): "
+                          f"{what} needs a writable one")
+
+
+def setup(target: Target, grant: list[str] | None = None) -> list[str]:
+    """Create dbtune.refresh_history once (what exists is kept), and let ``grant`` roles record refreshes."""
+    done = []
+    with db.connect(target, purpose="refresh --setup", autocommit=False) as conn:
+        writable(conn, "run dbtune refresh --setup")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_BASE])  # two setups at once
+        # Checked first, created without IF NOT EXISTS: the schema may exist, given to this
+        # role by CREATE SCHEMA ... AUTHORIZATION, where the database refuses this role CREATE.
+        state = history(conn)
+        try:
+            if conn.execute("SELECT to_regnamespace(%s) IS NULL", [SCHEMA]).fetchone()[0]:  # type: ignore[index]
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+                done.append(f"created schema {SCHEMA}")
+            if not state.exists:
+                conn.execute(_TABLE)
+                done.append(f"created {SCHEMA}.{HISTORY}")
+            for role in grant or []:
+                ident = sql.Identifier(role)
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), ident))
+                conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(
+                    sql.Identifier(SCHEMA, HISTORY), ident))
+                done.append(f"{role} may record refreshes in {SCHEMA}.{HISTORY}")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigError(f"this role may not set up {SCHEMA}.{HISTORY} ({db.describe(exc)}): run dbtune "
+                              f"refresh --setup as the database owner, or have it run CREATE SCHEMA {SCHEMA} "
+                              "AUTHORIZATION <this role> first") from None
+        except psycopg.errors.UndefinedObject as exc:
+            raise ConfigError(f"cannot grant: {db.describe(exc)}") from None
+        conn.commit()
+    return done or [f"{SCHEMA}.{HISTORY} is already set up"]
 
 
 def last_refreshes(conn: psycopg.Connection, views: list[View]) -> dict[str, tuple[Any, ...]]:
@@ -202,13 +285,21 @@ def last_refreshes(conn: psycopg.Connection, views: list[View]) -> dict[str, tup
 
 def refresh(target: Target, names: list[str] | None = None, *, all_views: bool = False,
             options: Options | None = None, out: Output | None = None) -> list[Result]:
-    """Refresh the views; a view another run is refreshing right now is skipped, not waited for."""
+    """Refresh the views; a view another run is refreshing right now is skipped, not waited for.
+
+    Without a history this role may write, the views are still refreshed: the data readers
+    see matters more than the record of it, and one warning says how to set history up.
+    """
     options = options or Options()
     out = out or Output()
     with db.connect(target, purpose="refresh") as conn:
-        ensure_history(conn)
+        writable(conn, "refresh the views")
         views = find_views(conn, names, all_views)
-        last = last_refreshes(conn, views)
+        state = history(conn)
+        if (problem := state.problem(writing=True)) is not None:
+            out.warn(f"refresh history not recorded: {problem}")
+            options = replace(options, record=False)
+        last = last_refreshes(conn, views) if state.readable else {}
     results: dict[str, Result] = {}
     todo = []
     for view in views:
@@ -329,6 +420,8 @@ def _with_retries(conn: psycopg.Connection, statement: sql.Composable, view: Vie
 
 def _recorded(target: Target, view: View, result: Result, started_wall: float, options: Options) -> Result:
     """One history row per refresh, and only the newest ``keep`` rows of each view."""
+    if not options.record:
+        return result
     try:
         with db.connect(target, purpose="refresh history") as conn:
             version = db.server_version(conn)
@@ -346,12 +439,20 @@ def _recorded(target: Target, view: View, result: Result, started_wall: float, o
     return result
 
 
-def status(target: Target, names: list[str] | None = None, *, all_views: bool = False) -> list[dict[str, Any]]:
-    """Each view's last refresh, its age, duration and rows, and whether it can refresh concurrently."""
-    with db.connect(target, purpose="refresh status") as conn:
-        ensure_history(conn)
+def status(target: Target, names: list[str] | None = None, *, all_views: bool = False,
+           out: Output | None = None) -> list[dict[str, Any]]:
+    """Each view's last refresh, its age, duration and rows, and whether it can refresh concurrently.
+
+    Reads only (one READ ONLY transaction), so a hot standby answers from its replica of the history.
+    """
+    out = out or Output()
+    with db.connect(target, purpose="refresh status", autocommit=False) as conn:
+        conn.read_only = True
         views = find_views(conn, names, all_views)
-        last = last_refreshes(conn, views)
+        state = history(conn)
+        if (problem := state.problem(writing=False)) is not None:
+            out.warn(f"no refresh history: {problem}")
+        last = last_refreshes(conn, views) if state.readable else {}
         rows = []
         for view in views:
             _, finished, age, duration, count, mode, outcome, _ = last.get(view.label, (None,) * 8)
@@ -365,7 +466,7 @@ def status(target: Target, names: list[str] | None = None, *, all_views: bool = 
                          "age_s": round(age, 1) if age is not None else None,
                          "duration_s": round(duration / 1000, 3) if duration is not None else None,
                          "rows": count, "mode": mode, "concurrently": why is None, "why_not": why,
-                         "unique_key": view.key, "warnings": warnings})
+                         "unique_key": view.key, "warnings": warnings, "history": state.readable})
         return rows
 
 
