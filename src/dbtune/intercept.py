@@ -151,6 +151,7 @@ class RunState:
     journal: Journal = field(default_factory=Journal)
     warned_timeouts: set[tuple[str | None, int]] = field(default_factory=set)
     effective_lock_timeout_ms: int = 0
+    reads_only: bool = False  # status: a setting it caps changes nothing it does, so no warning
 
 
 @contextlib.contextmanager
@@ -189,9 +190,11 @@ def intercepted(state: RunState) -> Iterator[Callable[[], None]]:
         if "lock_timeout" in statement and (capped := capped_lock_timeout(statement, cap_ms)) is not None:
             statement, asked, effective = capped
             state.effective_lock_timeout_ms = effective
-            if asked != effective and (revision, asked) not in state.warned_timeouts:
+            if asked != effective and not state.reads_only and (revision, asked) not in state.warned_timeouts:
                 state.warned_timeouts.add((revision, asked))
-                state.out.warn(f"{f'revision {revision}' if revision else 'the migration'} sets lock_timeout "
+                # No revision running yet: env.py sent it while setting up its connection.
+                source = f"revision {revision}" if revision else "env.py's connection setup"
+                state.out.warn(f"{source} sets lock_timeout "
                                f"{'= 0 (no bound)' if asked == 0 else f'to {asked / 1000:g}s'}; dbtune keeps it at "
                                f"{cap_ms / 1000:g}s (--lock-timeout) so that no statement queues in front of the "
                                "application for longer; raise --lock-timeout to allow more")

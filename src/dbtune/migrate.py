@@ -174,8 +174,10 @@ class _Run:
         if self.bound is None and self.target.explicit and self.own is None:
             self._own(self.target)  # a clear error before env.py runs
         with _errors(self), intercepted(self.state) as flush:
+            # dont_mutate: Alembic would create its version table before it knows what will run
+            # (as `alembic current` once did); steps() creates it only for a revision to record.
             with EnvironmentContext(self.config, self.script, fn=self.steps, as_sql=as_sql,
-                                    starting_rev=starting_rev, destination_rev=destination_rev):
+                                    starting_rev=starting_rev, destination_rev=destination_rev, dont_mutate=True):
                 self.script.run_env()
             flush()
 
@@ -197,7 +199,12 @@ class _Run:
                 raise _Restart()
         if self.before is None:
             self.before = sorted(heads)
-        return self.tracker.follow(self.plan(self, tuple(heads)) or [])
+        planned = self.plan(self, tuple(heads)) or []
+        if planned and not heads:
+            # At base, a revision is about to be recorded: only now does the version table
+            # appear, so status, a dry run and a refused destination leave none behind.
+            context._ensure_version_table()
+        return self.tracker.follow(planned)
 
     def _bind(self, connection: Any, context: Any) -> None:
         """Check (or adopt) the database the migration's connection reached; bound its lock waits."""
@@ -307,6 +314,7 @@ def status(target: Target, migrations: Migrations) -> Status:
     script = _script(config, migrations)
     with _Run(target, migrations, config, script, RunOptions(), Output(quiet=True), lambda run, heads: [],
               lock=False) as run:
+        run.state.reads_only = True
         run.env()
         assert run.bound is not None
         with run.session() as conn:
@@ -355,14 +363,20 @@ def _move(target: Target, migrations: Migrations, direction: str, to: str | None
           dry_run: bool, options: RunOptions, out: Output) -> Outcome:
     config = alembic_config(target, migrations, options)
     script = _script(config, migrations)
-    if to is not None:
-        _known(script, to)  # a usage error before anything connects
 
     def plan(run: _Run, heads: tuple[str, ...]) -> list[Any]:
+        # Names are resolved only here, as Alembic's own commands do: env.py may have placed
+        # the versions itself (context.script.version_locations), and a dry run or a refusal
+        # writes nothing (see _Run.steps).
+        if to is not None:
+            _known(script, to)
         current = sorted(heads)
         if direction == "downgrade" and not current:
             return []
         destination = run.destination = _destination(script, direction, to, steps, current)
+        if direction == "upgrade" and _past(script, current, destination):
+            raise ConfigError(f"the database is at {', '.join(current)}, past {destination}: apply never "
+                              f"downgrades; `dbtune rollback --to {destination}` does. Nothing was changed")
         if direction == "upgrade" and not _pending_to(script, current, destination):
             return []
         if dry_run:
@@ -470,6 +484,19 @@ def _known(script: ScriptDirectory, rev: str) -> None:
         except (CommandError, RevisionError):
             pass
     raise ConfigError(f"unknown revision {rev!r} (see `dbtune status` for the known ones)")
+
+
+def _past(script: ScriptDirectory, current: list[str], destination: str) -> bool:
+    """Whether the database has gone beyond ``destination``: all of it applied, and more on top."""
+    if not current:
+        return False
+    try:
+        wanted = {r.revision for r in script.iterate_revisions(destination, "base")}
+        tops = {r.revision for r in script.get_revisions(destination) if r is not None}
+        applied = {r.revision for r in script.iterate_revisions(tuple(current), "base")}
+    except (CommandError, RevisionError):
+        return False  # a relative form (REV@-1): Alembic's own reading of it follows
+    return wanted <= applied and not tops <= set(current)
 
 
 def _pending_to(script: ScriptDirectory, current: list[str], destination: str) -> bool:
