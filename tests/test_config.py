@@ -7,7 +7,10 @@ under test.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from pathlib import Path
 
 import psycopg
@@ -206,3 +209,82 @@ def test_values_compare_in_their_units() -> None:
     row = {"name": "log_lock_waits", "vartype": "bool", "setting": "on", "unit": None}
     assert all(pgconf._same(spelling, row) for spelling in ("on", "true", "yes", "1", "ON"))
     assert not pgconf._same("off", row)
+
+
+class Relay:
+    """A TCP relay on loopback in front of the server: what an SSH tunnel or a port forward looks like
+    to both ends (the server sees the relay's address as its client's)."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = port
+        self.sockets: list[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                self.sockets += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    self.threads.append(threading.Thread(target=self._pipe, args=(a, b), daemon=True))
+                    self.threads[-1].start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone may not, on Linux)
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def _direct(pg_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    params = psycopg.conninfo.conninfo_to_dict(pg_server.admin_dsn)
+    if params.get("host") != "127.0.0.1":
+        pytest.skip("needs a server the suite started on this machine")
+    return params  # type: ignore[return-value]
+
+
+def test_diff_sizes_by_this_machine_only_when_the_server_runs_here(pg_server) -> None:  # type: ignore[no-untyped-def]
+    params = _direct(pg_server)
+    direct = run_cli("config", "diff", "--database-url", pg_server.admin_dsn)
+    assert direct.exit_code == 0, direct.output
+    assert "the figures of this machine, where the server runs" in direct.stderr + direct.stdout
+    with psycopg.connect(pg_server.admin_dsn) as conn:
+        socket_dir = conn.execute("SHOW unix_socket_directories").fetchone()[0].split(",")[0]  # type: ignore[index]
+    by_socket = psycopg.conninfo.make_conninfo(host=socket_dir, port=params["port"], user=params["user"],
+                                               dbname=params["dbname"])
+    local = run_cli("config", "diff", "--format", "json", "--database-url", by_socket)
+    assert local.exit_code == 0, local.output
+    assert json.loads(local.stdout)["sized_for"] == "this machine, where the server runs"
+
+    relay = Relay(int(params["port"]))
+    try:
+        relayed = psycopg.conninfo.make_conninfo(**{**params, "port": str(relay.port)})
+        refused = run_cli("config", "diff", "--cpus", "2", "--database-url", relayed)
+        assert refused.exit_code == 2, refused.output
+        [line] = refused.stderr.strip().splitlines()
+        assert "not provably on this machine" in line and "pass --memory of the database server" in line
+        assert params["password"] not in line  # type: ignore[operator]
+        given = run_cli("config", "diff", "--memory", "64GB", "--cpus", "16", "--emit-alter-system",
+                        "--database-url", relayed)
+        assert given.exit_code == 0, given.output
+        assert given.stdout.startswith("-- recommended for 64GB RAM, 16 CPUs") and "the machine given" in given.stdout
+        assert "ALTER SYSTEM SET \"shared_buffers\" = '16GB';" in given.stdout
+    finally:
+        relay.close()

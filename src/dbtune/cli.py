@@ -671,9 +671,11 @@ def config_diff(memory: str | None, cpus: int | None, storage: str, workload: st
         out.json(report.as_dict())
     elif emit_alter_system:
         lines = pgconf.alter_system(report.drifted)
+        out.result(f"-- recommended for {report.shape.describe()}: the figures of {report.sized_for}")
         out.result("\n".join(lines) if lines else "-- no drift: nothing to change")
     else:
-        out.info(f"PostgreSQL {report.server}; recommended for {report.shape.describe()}")
+        out.info(f"PostgreSQL {report.server}; recommended for {report.shape.describe()}: the figures of "
+                 f"{report.sized_for}")
         out.table([[d.name, d.current, d.recommended, "yes" if d.matches else "DRIFT", d.source,
                     "restart" if d.restart else "reload", "yes" if d.pending_restart else ""]
                    for d in report.settings],

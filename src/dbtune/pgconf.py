@@ -10,13 +10,18 @@ formulas for Linux servers: shared_buffers a quarter of RAM, effective_cache_siz
 three quarters, work_mem what is left after shared_buffers spread over
 (connections + workers) x 3, and so on.  Memory values are kept in kB, as pgtune
 and PostgreSQL keep them.
+
+``diff`` sizes for this machine only when the server provably runs on it
+(``on_this_machine``); a server elsewhere needs its memory and CPUs given.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -354,13 +359,14 @@ class DriftReport:
     server: str
     shape: Machine
     settings: list[Drift]
+    sized_for: str = "the machine given"  # whose memory and CPUs the recommendations use
 
     @property
     def drifted(self) -> list[Drift]:
         return [d for d in self.settings if not d.matches]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"server": self.server, "recommended_for": asdict(self.shape),
+        return {"server": self.server, "recommended_for": asdict(self.shape), "sized_for": self.sized_for,
                 "drifted": len(self.drifted), "settings": [d.as_dict() for d in self.settings]}
 
 
@@ -373,15 +379,73 @@ def write(path: Path, text: str, *, force: bool = False) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    address = ipaddress.ip_address(text.split("%")[0])  # an IPv6 scope (fe80::1%eth0) is not part of it
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def _is_mine(address: str) -> bool:
+    """A loopback address, or one this machine may bind to (one of its own interfaces')."""
+    parsed = _address(address)
+    if parsed.is_loopback:
+        return True
+    family = socket.AF_INET if parsed.version == 4 else socket.AF_INET6
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((str(parsed), 0))  # binding sends nothing; it fails for another host's address
+        except OSError:
+            return False
+    return True
+
+
+def on_this_machine(conn: Any) -> bool:
+    """Whether the server answering ``conn`` runs on this machine.
+
+    Over a unix socket, yes.  Over TCP only when both ends of the connection are as the server
+    sees them (``inet_client_addr/port`` is this socket's own address, ``inet_server_addr/port``
+    its peer), so no tunnel, port forward, NAT or pooler sits between, and the server's address
+    is this machine's.  Loopback alone would not do: an SSH tunnel arrives on 127.0.0.1 too.
+    """
+    row = conn.execute("SELECT host(inet_server_addr()), inet_server_port(), host(inet_client_addr()), "
+                       "inet_client_port()").fetchone()
+    server_addr, server_port, client_addr, client_port = row
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        if sock.family == socket.AF_UNIX:
+            return server_addr is None
+        if server_addr is None or client_addr is None:
+            return False  # we speak TCP, the server a unix socket: something relays between us
+        here, there = sock.getsockname()[:2], sock.getpeername()[:2]
+    return ((_address(here[0]), here[1]) == (_address(client_addr), client_port)
+            and (_address(there[0]), there[1]) == (_address(server_addr), server_port)
+            and _is_mine(server_addr))
+
+
+def _sized_for(conn: Any, memory: str | None, cpus: int | None) -> str:
+    """Whose figures the recommendations use; a ConfigError when this machine's would be a guess."""
+    missing = [flag for flag, value in (("--memory", memory), ("--cpus", cpus)) if value is None]
+    if not missing:
+        return "the machine given (--memory, --cpus)"
+    if not on_this_machine(conn):
+        raise ConfigError(f"the server at {conn.info.host}:{conn.info.port} is not provably on this machine "
+                          f"(another host, or a tunnel, port forward or pooler between): pass {' and '.join(missing)} "
+                          "of the database server's machine")
+    return ("this machine, where the server runs" if len(missing) == 2
+            else f"this machine, where the server runs ({missing[0]} detected here)")
+
+
 def drift(target: Any, memory: str | None = None, cpus: int | None = None, storage: str = "ssd",
           workload: str = "web", connections: int | None = None, pg_version: int | None = None) -> DriftReport:
-    """The live server against the template rendered for the shape (its major version by default)."""
+    """The live server against the template rendered for the shape (its major version by default).
+
+    Memory and CPUs not given are this machine's, and only when the server runs here.
+    """
     from . import db
 
     with db.connect(target, purpose="config diff") as conn:
+        sized_for = _sized_for(conn, memory, cpus)
         version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
         server = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         shape = machine(memory, cpus, storage, workload, connections,
                         pg_version if pg_version is not None else min(max(version_num // 10000, MIN_VERSION),
                                                                       MAX_VERSION))
-        return DriftReport(server, shape, diff(conn, rendered_settings(render(shape))))
+        return DriftReport(server, shape, diff(conn, rendered_settings(render(shape))), sized_for)
