@@ -268,3 +268,135 @@ def test_the_ci_examples_run_dbtune_check() -> None:
         text = (ROOT / "examples" / "ci" / name).read_text()
         assert "dbtune check" in text
     assert "--database-url" in (ROOT / "examples" / "ci" / "gitlab-ci.yml").read_text()
+
+
+# -- relations created earlier in the same revision --------------------------------------------
+
+VIEW = ('op.execute("CREATE MATERIALIZED VIEW user_emails AS SELECT id, email FROM users")',
+        'op.execute("DROP MATERIALIZED VIEW user_emails")')
+VIEW_INDEX = ('op.create_index("ix_user_emails_id", "user_emails", ["id"], unique=True)',
+              'op.drop_index("ix_user_emails_id", table_name="user_emails")')
+PARTITIONS = ('op.execute("CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at)")\n'
+              'op.execute("CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM (\'2025-01-01\') '
+              'TO (\'2026-01-01\')")\n'
+              'op.create_index("ix_events_2025_id", "events_2025", ["id"])\n'
+              'op.create_index("ix_events_at", "events", ["at"])',
+              'op.drop_table("events")')
+
+
+def test_an_index_on_relations_created_in_the_same_revision_passes_lint(tmp_path: Path) -> None:
+    """Nobody else can see a relation created earlier in the revision's transaction: nobody waits for the build."""
+    root = project(tmp_path, USERS, (VIEW[0] + "\n" + VIEW_INDEX[0], VIEW_INDEX[1] + "\n" + VIEW[1]), PARTITIONS)
+    code, report, _ = check(root)
+    assert code == 0, failed(report)
+    [lint_step] = [s for s in report["steps"] if s["name"] == "lint"]  # type: ignore[union-attr]
+    assert lint_step["summary"].startswith("0 findings"), lint_step
+
+
+def test_an_index_on_a_view_created_in_an_earlier_revision_fails_naming_the_revision(tmp_path: Path) -> None:
+    root = project(tmp_path, USERS, VIEW, VIEW_INDEX)
+    code, report, _ = check(root)
+    assert code == 1 and report["failed_step"] == "lint"
+    [case] = failed(report)["lint"]
+    assert case["name"] == "r3"
+    assert "require-concurrent-index-creation (squawk)" in case["message"]  # type: ignore[operator]
+    assert "index-not-concurrent (dbtune)" in case["message"]  # type: ignore[operator]
+
+
+# -- client compatibility: advice unless the project asks ------------------------------------------
+
+DROP_EMAIL = ('op.drop_column("users", "email")', 'op.add_column("users", sa.Column("email", sa.Text))')
+
+
+def test_client_compatibility_findings_are_advice_unless_the_project_asks_them_to_fail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, USERS, DROP_EMAIL)
+    code, report, _ = check(root)
+    assert code == 0, failed(report)
+    [lint_step] = [s for s in report["steps"] if s["name"] == "lint"]  # type: ignore[union-attr]
+    assert any(n.startswith("r2 line") and "ban-drop-column (squawk)" in n for n in lint_step["notes"])
+
+    code, report, _ = check(root, "--fail-on-compatibility")
+    assert code == 1 and [c["name"] for c in failed(report)["lint"]] == ["r2"]
+    assert "ban-drop-column (squawk)" in failed(report)["lint"][0]["message"]  # type: ignore[operator]
+
+    (tmp_path / "pyproject.toml").write_text("[tool.dbtune]\ncheck.fail-on-compatibility = true\n")
+    monkeypatch.chdir(tmp_path)
+    assert check(root)[0] == 1
+
+
+# -- lint only new revisions ---------------------------------------------------------------------
+
+def test_since_lints_only_the_newer_revisions_and_counts_the_others(tmp_path: Path) -> None:
+    root = project(tmp_path, USERS, ('op.create_index("ix_users_email", "users", ["email"])',
+                                     'op.drop_index("ix_users_email", table_name="users")'),
+                   ('op.add_column("users", sa.Column("nickname", sa.Text))', 'op.drop_column("users", "nickname")'))
+    code, report, _ = check(root, "--since", "r2")
+    assert code == 0, failed(report)
+    steps = {s["name"]: s for s in report["steps"]}  # type: ignore[union-attr]
+    assert "2 revisions not linted (r2 and older, --since)" in steps["lint"]["summary"]
+    assert [(c["name"], c["skipped"]) for c in steps["lint"]["cases"]] == [("r1", True), ("r2", True), ("r3", False)]
+    assert [c["name"] for c in steps["round trip"]["cases"]] == ["r1", "r2", "r3"]  # the whole chain still runs
+
+    assert [c["name"] for c in failed(check(root, "--since", "r1")[1])["lint"]] == ["r2"]
+    unknown = run_cli("check", "--migrations", str(root), "--since", "nope")
+    assert unknown.exit_code == 2 and "--since nope" in unknown.stderr and unknown.stderr.count("\n") == 1
+
+
+# -- what the output says ------------------------------------------------------------------------
+
+def test_a_failed_step_shows_its_reason_on_its_line(tmp_path: Path) -> None:
+    root = project(tmp_path, USERS, ('op.execute("ALTER TABLE missing ADD COLUMN x int")', 'op.execute("SELECT 1")'))
+    result = run_cli("check", "--migrations", str(root))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    [upgrade] = [line for line in lines if line.split()[:2] == ["FAILED", "upgrade"]]
+    assert "upgrade to head:" in upgrade and "r2" in upgrade and "missing" in upgrade, upgrade
+    skipped = [line for line in lines if line.startswith("SKIPPED")]
+    assert len(skipped) == 3 and all("not run: the upgrade failed" in line for line in skipped)
+
+
+def test_a_skipped_step_is_neither_passed_in_the_summary_nor_in_junit(tmp_path: Path) -> None:
+    """No checks declared: verify is skipped with its reason; exit 0 (nothing failed), but not 'ok'."""
+    import xmlschema
+    junit = tmp_path / "check.xml"
+    root = project(tmp_path, USERS)
+    code, report, _ = check(root, "--junit", str(junit))
+    assert code == 0 and not report["ok"] and report["result"] == "incomplete"
+    assert report["skipped_steps"] == [{"name": "verify", "reason": "no checks declared (--checks, or "
+                                                                    "[tool.dbtune] checks)"}]
+    xmlschema.XMLSchema(str(Path(__file__).parent / "junit.xsd")).validate(str(junit))
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1" and suite.get("failures") == "0"
+    [verify] = [c for c in suite.iter("testcase") if c.get("classname") == "dbtune.check.verify"]
+    skipped = verify.find("skipped")
+    assert skipped is not None and "no checks declared" in (skipped.get("message") or "")
+    table = run_cli("check", "--migrations", str(root))
+    assert table.exit_code == 0
+    assert "passed 6 of 7 steps, skipped: verify (no checks declared" in table.stdout
+
+
+def test_junit_of_a_failed_run_validates_and_marks_unrun_steps_skipped(tmp_path: Path) -> None:
+    import xmlschema
+    root = project(tmp_path, USERS, ('op.execute("ALTER TABLE missing ADD COLUMN x int")', 'op.execute("SELECT 1")'))
+    junit = tmp_path / "check.xml"
+    assert check(root, "--junit", str(junit))[0] == 1
+    xmlschema.XMLSchema(str(Path(__file__).parent / "junit.xsd")).validate(str(junit))
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1" and suite.get("skipped") == "3"
+
+
+def test_keep_on_a_given_server_prints_the_scratch_database_with_the_password_masked(
+        pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    password = psycopg.conninfo.conninfo_to_dict(pg_server.admin_dsn).get("password")
+    code, report, err = check(project(tmp_path, USERS), "--database-url", pg_server.admin_dsn, "--keep")
+    assert code == 0, failed(report)
+    [kept] = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith("kept for debugging: ")]
+    name = kept.rsplit("/", 1)[1]
+    try:
+        assert name.startswith("dbtune_check_") and ":***@" in kept
+        assert not password or password not in err
+        with psycopg.connect(pg_server.dsn(name)) as conn:  # kept, at head
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("r1",)
+    finally:
+        pg_server.drop_database(pg_server.dsn(name))

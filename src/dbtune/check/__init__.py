@@ -46,6 +46,7 @@ from ..settings import Migrations, Target
 
 STEPS = ("server", "revisions", "lint", "upgrade", "verify", "round trip", "views")
 SEED_SCALE = 0.01  # 10,000 orders: seconds to load
+REASON_WIDTH = 160  # the longest reason shown on a step's own line; the whole one follows below it
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Step:
         """Why the step failed or was skipped, in one line: its first failure, or its summary."""
         if self.status == "failed" and self.failures:
             first = self.failures[0]
-            return f"{first.name}: {first.message.splitlines()[0] if first.message else 'failed'}"
+            line = f"{first.name}: {first.message.splitlines()[0] if first.message else 'failed'}"
+            return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 3] + "..."
         return self.summary
 
 
@@ -244,6 +246,7 @@ def _env_py_reaches(target: Target, migrations: Migrations) -> None:
     its own way is left to the steps, which report it as they report every failure.
     """
     from alembic.runtime.environment import EnvironmentContext
+    from sqlalchemy.exc import OperationalError
 
     from .. import db, drivers
     from ..migrate import alembic_config
@@ -262,13 +265,24 @@ def _env_py_reaches(target: Target, migrations: Migrations) -> None:
         with db.connect(target, purpose="check") as conn:
             ours = drivers.identity(conn)
         if not ours.same_database(found.identity):
-            raise ConfigError(
-                f"env.py connects to {found.where} ({found.identity.describe()}), not to the scratch database "
-                f"dbtune made ({ours.describe()}): nothing was checked. Name the variables env.py builds its URL "
-                "from: --url-env NAME for a URL, --url-env NAME=PART for host, port, user, password, dbname "
-                "(or [tool.dbtune] check.url-env)") from None
+            raise _elsewhere(f"env.py connects to {found.where} ({found.identity.describe()}), not to the scratch "
+                             f"database dbtune made ({ours.describe()})") from None
+    except OperationalError as exc:
+        # The scratch database was just reached with the same URL: env.py is going somewhere else.
+        with db.connect(target, purpose="check") as conn:
+            ours = drivers.identity(conn)
+        reason = target.scrub(str(exc.orig or exc).splitlines()[0])
+        raise _elsewhere(f"env.py does not connect to the scratch database dbtune made ({ours.describe()}): it "
+                         f"tried another one and failed ({reason})") from None
     except Exception:  # noqa: BLE001 - env.py's own failure: the steps report it
         return
+
+
+def _elsewhere(what: str) -> ConfigError:
+    return ConfigError(
+        f"{what}: nothing was checked. "
+        "Name the variables env.py builds its URL from: --url-env NAME for a URL, --url-env NAME=PART for "
+        "host, port, user, password, dbname (or [tool.dbtune] check.url-env)")
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -378,7 +392,7 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
         by_revision.setdefault(f.revision, []).append(f)
     for rev in older:
         # Not linted is not passed: JUnit shows these as skipped.
-        step.skip(rev.revision, f"not linted: older than --since {options.since}")
+        step.skip(rev.revision, f"not linted: {options.since} and older are not linted (--since)")
     for rev in linted:
         if rev.revision in unrendered:
             # Not a failure of the migrations: offline rendering is not what they are written for.
@@ -397,7 +411,7 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
     errors = sum(1 for f in findings if f.level == "error")
     step.summary = f"{errors} finding{'s' if errors != 1 else ''}, {len(findings) - errors} advice" + (
         f", {_revisions(len(unrendered))} not renderable offline" if unrendered else "") + (
-        f", {_revisions(len(older))} up to {options.since} not linted (--since)" if older else "")
+        f", {_revisions(len(older))} not linted ({options.since} and older, --since)" if older else "")
 
 
 def _revisions(n: int) -> str:

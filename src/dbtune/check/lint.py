@@ -4,8 +4,11 @@ squawk overruled where it is wrong for builds dbtune repairs.
 The SQL is Alembic's offline rendering (``alembic upgrade --sql``) of the whole
 chain, split by revision at Alembic's "-- Running upgrade A -> B" lines, so each
 finding names its revision and its line in the rendered file.  Statements are
-read with pglast (locks.py): a table created earlier in the same revision is
-new, and may take any lock; every other table is a production table.
+read with pglast (locks.py): a relation (table, partition, materialized view)
+created earlier in the same revision is new, and may take any lock, from
+dbtune's rules and from squawk's alike; every other table is a production
+table.  squawk's client-compatibility rules are advice about deploy order
+unless the project asks for them to fail.
 
 Silencing: a SQL comment ``-- dbtune: ignore[rule]`` (or squawk's own
 ``-- squawk-ignore rule``) on the statement; ``# dbtune: ignore[rule]`` anywhere

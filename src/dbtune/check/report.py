@@ -12,8 +12,6 @@ from pathlib import Path
 from ..output import Output
 from . import CheckReport, Step
 
-_LINE = 160  # the longest reason shown on a step's own line
-
 
 def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
     if fmt == "json":
@@ -21,10 +19,9 @@ def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
         return
     out.result("")
     for step in report.steps:
-        reason = _first_reason(step)
-        out.result(f"{step.status.upper():8} {step.name:11} {reason}".rstrip())
+        out.result(f"{step.status.upper():8} {step.name:11} {_headline(step)}".rstrip())
         for n, case in enumerate(step.failures):
-            if n == 0 and reason.endswith(f"{case.name}: {case.message}"):
+            if n == 0 and step.reason == f"{case.name}: {case.message}":
                 continue  # already whole on the step's line
             out.result(f"           {case.name}: {case.message}")
         for note in step.notes:
@@ -40,14 +37,11 @@ def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
         out.result(f"\ndbtune check passed: {report.migrations} on {report.server}")
 
 
-def _first_reason(step: Step) -> str:
+def _headline(step: Step) -> str:
     """The step's summary and, when it failed, its first failure: every failure shows why on its line."""
     if step.status != "failed" or not step.failures:
         return step.summary
-    reason = step.reason
-    if len(reason) > _LINE:
-        reason = reason[:_LINE - 3] + "..."
-    return f"{step.summary}: {reason}" if step.summary else reason
+    return f"{step.summary}: {step.reason}" if step.summary else step.reason
 
 
 def write_junit(report: CheckReport, path: Path) -> None:

@@ -1,0 +1,2 @@
+-- verify-index: ix_item_owner_id
+-- verify: SELECT id, title FROM item WHERE owner_id = 1
