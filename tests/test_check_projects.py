@@ -8,12 +8,14 @@ application's settings pointing at an empty ``app`` database on it, which must s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.fix_cli import scalar
+from tests.fix_db import Server
 from tests.test_scenarios import copy, dbtune
 
 TEMPLATE_OLD = "1a31ce608336"  # the template scenario's last revision that ran in production
@@ -45,7 +47,8 @@ def steps(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
 
 def tables(url: str) -> int:
     return int(scalar(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                           "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"))
+                           "WHERE c.relkind IN ('r', 'p', 'm') "
+                           "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"))
 
 
 def scratch_databases(admin: str) -> int:
@@ -53,7 +56,7 @@ def scratch_databases(admin: str) -> int:
 
 
 @pytest.fixture
-def app_database(pg_server):  # type: ignore[no-untyped-def]
+def app_database(pg_server: Server) -> Iterator[str]:
     """The empty database the application's settings name on the CI service server."""
     url = pg_server.create_database()
     try:
@@ -79,8 +82,7 @@ def test_a_settings_driven_project_passes_on_the_embedded_server(tmp_path: Path)
     assert NOWHERE["POSTGRES_PASSWORD"] not in err
 
 
-def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server, app_database: str,  # type: ignore[no-untyped-def]
-                                                      tmp_path: Path) -> None:
+def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server: Server, app_database: str, tmp_path: Path) -> None:
     """A service server, the application's settings naming its empty app database: checked on a scratch one."""
     project = copy("template", tmp_path) / "backend"
     env = settings_of(app_database)
@@ -103,7 +105,7 @@ def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server, app_database: s
     assert env["POSTGRES_PASSWORD"] not in err
 
 
-def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server, app_database: str,  # type: ignore[no-untyped-def]
+def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server: Server, app_database: str,
                                                               tmp_path: Path) -> None:
     """Without the settings handed over, env.py reaches the app database: nothing is checked there."""
     project = copy("template", tmp_path) / "backend"
@@ -125,7 +127,7 @@ def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server, app_dat
     assert "tried another one and failed" in nowhere.stderr and "--url-env" in nowhere.stderr
 
 
-def test_a_url_setting_of_its_own_name_and_driver_is_handed_over(pg_server, app_database: str,  # type: ignore[no-untyped-def]
+def test_a_url_setting_of_its_own_name_and_driver_is_handed_over(pg_server: Server, app_database: str,
                                                                  tmp_path: Path) -> None:
     """--url-env NAME: the scratch database's URL, on the driver the application's setting names."""
     project = copy("settings_url", tmp_path)
@@ -142,8 +144,7 @@ def test_a_url_setting_of_its_own_name_and_driver_is_handed_over(pg_server, app_
     assert tables(app_database) == 0
 
 
-def test_a_database_url_setting_needs_nothing(pg_server, app_database: str,  # type: ignore[no-untyped-def]
-                                              tmp_path: Path) -> None:
+def test_a_database_url_setting_needs_nothing(pg_server: Server, app_database: str, tmp_path: Path) -> None:
     """DATABASE_URL names the scratch database while the check runs, whatever it named before."""
     project = copy("settings_url", tmp_path)
     code, report, err = run_check(project, {"DATABASE_URL": app_database}, "--database-url", pg_server.admin_dsn)
