@@ -10,4 +10,4 @@ Tests that need a server take the session-scoped ``pg_server`` fixture
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fix_db", "tests.fix_cli"]
+pytest_plugins = ["tests.fix_db", "tests.fix_cli", "tests.fix_pooler"]

@@ -101,6 +101,9 @@ def online_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Parallel workers per index build; 0 keeps CPU for the application."),
         click.option("--lock-timeout", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
                      metavar="SECONDS", help="Longest wait for a lock in a transactional step before retrying."),
+        click.option("--statement-timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="statement_timeout for this run's statements and builds (default: the migration's "
+                          "statements keep the server's; builds run unbounded, watched by --max-wait); 0: none."),
         click.option("--wait", "wait_for_lock", is_flag=True,
                      help="If another dbtune run holds the database, wait for it instead of exiting."),
         click.option("--no-progress", is_flag=True, help="No progress lines for index builds."),
@@ -213,12 +216,12 @@ def _target(database_url: str | None) -> Any:
 
 
 def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_workers: int, lock_timeout: float,
-                 wait_for_lock: bool) -> Any:
+                 statement_timeout: float | None, wait_for_lock: bool) -> Any:
     from .migrate import RunOptions
     from .online import OnlineOptions
 
     online = OnlineOptions(jobs=jobs, max_wait=max_wait, maintenance_workers=maintenance_workers,
-                           lock_timeout_s=lock_timeout, out=out)
+                           lock_timeout_s=lock_timeout, statement_timeout_s=statement_timeout, out=out)
     return RunOptions(online=online, wait_for_lock=wait_for_lock)
 
 

@@ -6,29 +6,65 @@ pg_stat_activity sees dbtune's sessions for what they are.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import psycopg
 
-from .errors import ConnectionFailed
+from . import pooler
+from .errors import ConnectionFailed, PoolerRefused
 from .settings import Target, scrub
 
 APPLICATION = "dbtune"
 
 
-def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **options: Any) -> psycopg.Connection:
-    """Open a psycopg connection to ``target``; ConnectionFailed on any failure to log in."""
+class Connection(psycopg.Connection[Any]):
+    """A connection of dbtune's own: the server's pid for it, and whether a pooler sits between."""
+
+    server_pid = 0
+    pooling = pooler.DIRECT
+
+    def close(self) -> None:
+        if self.pooling == pooler.SESSION and not self.closed and not self.broken:
+            # A session pooler hands this server connection to its next client.  PgBouncer's
+            # server_reset_query (DISCARD ALL) is the default, but it can be switched off:
+            # leave no setting and no advisory lock behind either way.
+            with contextlib.suppress(psycopg.Error):
+                if not self.autocommit:
+                    self.rollback()
+                    self.autocommit = True
+                self.execute("RESET ALL")
+                self.execute("SELECT pg_advisory_unlock_all()")
+        super().close()
+
+
+def pid(conn: psycopg.Connection) -> int:
+    """The server's pid for one of our connections (a pooler gives the client a pid of its own)."""
+    return getattr(conn, "server_pid", 0) or conn.info.backend_pid
+
+
+def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **options: Any) -> Connection:
+    """Open a psycopg connection to ``target``; ConnectionFailed on any failure to log in,
+    PoolerRefused (before anything is set) when a transaction-pooling pooler is in between."""
     kwargs = target.connect_kwargs()
     kwargs.setdefault("connect_timeout", 10)
     kwargs["application_name"] = f"{APPLICATION} {purpose}".strip()
     kwargs.update(options)
     try:
-        conn = psycopg.connect(autocommit=autocommit, **kwargs)
+        # Autocommit while the pooler is probed: a transaction would pin the server connection.
+        conn = Connection.connect(autocommit=True, **kwargs)
     except psycopg.OperationalError as exc:
         # libpq reports login failures without an SQLSTATE, so the text is all there
         # is; it never contains the password, but scrub it anyway.
         raise ConnectionFailed(f"cannot connect to {target.masked}: {describe(exc, target)}") from None
     try:
+        try:
+            conn.pooling, conn.server_pid = pooler.mode(conn, kwargs)
+        except psycopg.Error as exc:
+            raise ConnectionFailed(f"cannot connect to {target.masked}: {describe(exc, target)}") from None
+        if conn.pooling in (pooler.TRANSACTION, pooler.STATEMENT):
+            raise PoolerRefused(pooler.refusal(conn.pooling, target.masked), mode=conn.pooling,
+                                endpoint=target.masked)
         if conn.info.server_version >= 140000:
             # Our lock session and our connections between builds sit idle on purpose;
             # a server-wide idle_session_timeout (PostgreSQL 14+) must not end them.
@@ -37,8 +73,7 @@ def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **opt
             # The migration connection's own settings (its search_path): dbtune's sessions
             # resolve names exactly as the migration does.
             conn.execute("SELECT set_config(%s, %s, false)", [name, value])
-        if not autocommit:
-            conn.commit()
+        conn.autocommit = autocommit
     except BaseException:
         conn.close()
         raise

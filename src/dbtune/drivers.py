@@ -73,6 +73,20 @@ def backend_pid(connection: Any) -> int:
     return int(info[_PID_KEY])
 
 
+def client_pid(raw: Any) -> int | None:
+    """The backend pid the driver was told at start-up: the server's own on a direct connection,
+    a number of the pooler's behind one (see pooler.py).  None when the driver does not say."""
+    info = getattr(raw, "info", None)
+    if isinstance(getattr(info, "backend_pid", None), int):  # psycopg 3
+        return int(info.backend_pid)
+    if callable(get := getattr(raw, "get_backend_pid", None)):  # psycopg2
+        return int(get())
+    driver = getattr(raw, "driver_connection", None)  # asyncpg, under SQLAlchemy's adapter
+    if callable(get := getattr(driver, "get_server_pid", None)):
+        return int(get())
+    return None
+
+
 def in_transaction_block(raw: Any) -> bool:
     """Is a transaction open on the server for this DBAPI connection?
 

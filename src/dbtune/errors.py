@@ -45,6 +45,13 @@ class ConfigError(DbtuneError):
     exit_code = EXIT_USAGE
 
 
+class PoolerRefused(ConfigError):
+    """The connection goes through a pooler in transaction or statement pooling mode."""
+
+    def __init__(self, message: str, *, mode: str, endpoint: str) -> None:
+        super().__init__(message, mode=mode, endpoint=endpoint)
+
+
 class ConnectionFailed(DbtuneError):
     """The server is unreachable, refused the login, or the database is missing."""
 
@@ -84,8 +91,14 @@ class Blocker:
     xact_age_s: float | None = None
     query: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
+    # This role may not see the session's state, transaction age and query (pg_read_all_stats).
+    hidden: bool = False
 
     def describe(self) -> str:
+        if self.hidden:
+            app = f", {self.application}" if self.application else ""
+            return f"pid {self.pid} (role {self.role or '?'}{app}; its state, age and query are hidden from this role)"
         age = f"{self.xact_age_s:.0f}s" if self.xact_age_s is not None else "?"
         app = self.application or "-"
         query = " ".join(self.query.split())

@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 
 from . import drivers
 from .errors import ConfigError, MigrationFailed
 from .locking import RunLock, set_lock_timeout
-from .online import Engine, OnlineOptions
+from .online import Engine, OnlineOptions, build_statement_timeout_ms
 from .output import Output
 from .settings import Target
 from .statements import IndexStatement, must_run_outside_transaction, parse_index_statement, retarget
@@ -151,6 +152,8 @@ class RunState:
     journal: Journal = field(default_factory=Journal)
     warned_timeouts: set[tuple[str | None, int]] = field(default_factory=set)
     effective_lock_timeout_ms: int = 0
+    # The connection's statement_timeout to put back after a statement run like a build.
+    statement_timeout_after: str | None = None
     reads_only: bool = False  # status: a setting it caps changes nothing it does, so no warning
 
 
@@ -213,9 +216,14 @@ def intercepted(state: RunState) -> Iterator[Callable[[], None]]:
             if _UNNAMED_CONCURRENT.match(final):
                 raise ConfigError("dbtune builds concurrent indexes by name, so that a failed build can be "
                                   f"found and repaired: give this index a name [statement: {final}]")
-            # REINDEX TABLE/SCHEMA ... CONCURRENTLY, DETACH PARTITION ... CONCURRENTLY: they wait
-            # for other transactions like a build does, so no lock_timeout for them.
+            # REINDEX TABLE/SCHEMA ... CONCURRENTLY, DETACH PARTITION ... CONCURRENTLY, VACUUM: they
+            # wait for other transactions like a build does, so no lock_timeout for them, and the
+            # build's statement_timeout (none unless --statement-timeout), whatever the role carries.
+            cursor.execute("SELECT current_setting('statement_timeout')")
+            state.statement_timeout_after = str(cursor.fetchone()[0])
             cursor.execute("SET lock_timeout = 0")
+            cursor.execute(sql.SQL("SET statement_timeout = {}").format(
+                sql.Literal(f"{build_statement_timeout_ms(state.options)}ms")).as_string())
             return statement, parameters
         queued.append((_resolved(raw, st), conn, statement))
         return NO_OP, parameters
@@ -228,6 +236,10 @@ def intercepted(state: RunState) -> Iterator[Callable[[], None]]:
         if not in_block and _MAYBE_OUTSIDE.search(statement) and must_run_outside_transaction(
                 drivers.rendered(statement, parameters, conn.dialect.paramstyle) or ""):
             cursor.execute(set_lock_timeout(state.effective_lock_timeout_ms / 1000).as_string())
+            if state.statement_timeout_after is not None:
+                cursor.execute(sql.SQL("SET statement_timeout = {}").format(
+                    sql.Literal(state.statement_timeout_after)).as_string())
+                state.statement_timeout_after = None
 
     def committed(conn: Any) -> None:
         flush()

@@ -52,8 +52,11 @@ def set_lock_timeout(seconds: float) -> sql.Composed:
 # a key of their own.
 LOCK_KEY = 0x646274756E65
 
+# pg_locks and pg_stat_activity's pid and role are visible to every role; another role's
+# backend_start and client address are not (without pg_read_all_stats): then NULL.
 _HOLDER = """
-SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.client_addr::text, 'local')
+SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.client_addr::text, 'local'),
+       coalesce(a.usename, '?')
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
                                                                WHERE datname = current_database())
@@ -82,7 +85,7 @@ class RunLock:
     @property
     def pid(self) -> int:
         assert self.conn is not None
-        return self.conn.info.backend_pid
+        return db.pid(self.conn)
 
     def acquire(self, wait: bool, poll_s: float, session: psycopg.Connection | None = None) -> None:
         """Take the lock on a new session, or on ``session`` (an idle autocommit session of
@@ -105,7 +108,7 @@ class RunLock:
             conn.close()
             raise
         self.conn = conn
-        self.held_by = conn.info.backend_pid
+        self.held_by = db.pid(conn)
         self.pids.add(self.held_by)
 
     def alive(self) -> bool:
@@ -138,11 +141,11 @@ class RunLock:
             conn = db.connect(self.target, purpose="lock")
             if _try(conn, self.key):
                 self.conn = conn
-                self.held_by = conn.info.backend_pid
+                self.held_by = db.pid(conn)
                 self.pids.add(self.held_by)
                 if self.out is not None:
                     self.out.warn(f"the session holding this run's {self.what} (pid {lost}) was ended by "
-                                  f"someone else; took the lock again (pid {conn.info.backend_pid})")
+                                  f"someone else; took the lock again (pid {db.pid(conn)})")
                 return
             who, holder = _holder(conn, self.key)
             conn.close()
@@ -178,8 +181,10 @@ def _holder(conn: psycopg.Connection, key: int) -> tuple[str, int | None]:
     holder = conn.execute(_HOLDER, {"key": key}).fetchone()
     if not holder:
         return "another session", None
-    return (f"pid {holder[0]} ({holder[1] or 'dbtune'}, from {holder[3]}, since "
-            f"{holder[2]:%Y-%m-%d %H:%M:%S})", holder[0])
+    pid, application, started, address, role = holder
+    if started is None:  # another role's session: its details are hidden from this one
+        return f"pid {pid} (role {role}, {application or 'dbtune'})", pid
+    return f"pid {pid} (role {role}, {application or 'dbtune'}, from {address}, since {started:%Y-%m-%d %H:%M:%S})", pid
 
 
 @contextlib.contextmanager

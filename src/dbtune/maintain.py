@@ -24,7 +24,7 @@ from psycopg import sql
 
 from . import db
 from .locking import run_lock
-from .online import Engine, OnlineOptions, analyze_tables
+from .online import BUILDING_ON, Engine, OnlineOptions, analyze_tables
 from .output import Output
 from .settings import Target
 from .statements import parse_index_statement
@@ -41,9 +41,9 @@ WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'dbtune')
 ORDER BY schemaname, relname
 """
 
-_INVALID = """
+_INVALID = f"""
 SELECT n.nspname, c.relname, tn.nspname, t.relname,
-       EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
+       EXISTS ({BUILDING_ON.format(table="i.indrelid")})
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace

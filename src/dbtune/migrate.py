@@ -34,8 +34,8 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, PendingRollbackError
 
-from . import db, drivers
-from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed
+from . import db, drivers, session_settings
+from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed, PoolerRefused
 from .intercept import RunState, capped_lock_timeout, intercepted
 from .locking import RunLock, run_lock
 from .online import OnlineOptions, analyze_tables
@@ -158,6 +158,7 @@ class _Run:
         self.before: list[str] | None = None
         self.destination: str | None = None
         self.version_tables: list[tuple[str, str]] = []
+        self.saved: session_settings.Saved | None = None  # what dbtune changed on env.py's connection
         self.tracker = _RevisionTracker(out)
         self.state = RunState(target=lambda: self.bound or self.target, options=options.online, out=out,
                               running=lambda: self.tracker.running)
@@ -211,6 +212,8 @@ class _Run:
         raw = drivers.dbapi(connection)
         theirs = drivers.identity(raw)
         self.migration_target = _masked(connection.engine.url)
+        if drivers.client_pid(raw) not in (None, theirs.pid):
+            self._pooled(connection)
         if self.bound is None:
             candidate = self.target if self.target.explicit else Target.from_engine_url(
                 connection.engine.url, source="env.py's connection")
@@ -235,10 +238,39 @@ class _Run:
             self.version_tables.append(own_version_table)
         # Every transactional statement waits at most lock_timeout for a lock; the step then
         # rolls back and is retried (see _attempts).  The connection idles while builds run
-        # on others: no idle_session_timeout.  Set here, whatever URL env.py connected with.
-        drivers.query_one(raw, _SETUP.format(ms=int(self.options.online.lock_timeout_s * 1000)))
-        if not connection.in_transaction():
-            raw.commit()  # SQLAlchemy has no transaction open: end the one the driver began for us
+        # on others: no idle_session_timeout.  Set here, whatever URL env.py connected with,
+        # once per connection, and put back when its revisions have run (see _restoring).
+        info = connection.connection.info  # lives as long as the DBAPI connection
+        if _SAVED_KEY not in info:
+            online = self.options.online
+            info[_SAVED_KEY] = session_settings.setup(
+                raw, lock_timeout_ms=int(online.lock_timeout_s * 1000),
+                statement_timeout_ms=None if online.statement_timeout_s is None
+                else int(online.statement_timeout_s * 1000))
+            _commit_unless_in_transaction(connection)
+        self.saved = info[_SAVED_KEY]
+
+    def _restoring(self, connection: Any, steps: Iterator[Any]) -> Iterator[Any]:
+        """The steps, then env.py's connection as it was: it may go back to a pool of the application's."""
+        yield from steps
+        saved = connection.connection.info.pop(_SAVED_KEY, None)
+        if saved is not None and not connection.closed:
+            session_settings.restore(drivers.dbapi(connection), saved)
+            _commit_unless_in_transaction(connection)
+
+    def _pooled(self, connection: Any) -> None:
+        """env.py's connection goes through a pooler: go on only in session pooling (see pooler.py),
+        told on a session of dbtune's own to the same address, before anything is set."""
+        theirs = Target.from_engine_url(connection.engine.url, source="env.py's connection")
+        try:
+            db.connect(theirs, purpose="pooler check").close()
+        except PoolerRefused as exc:
+            raise PoolerRefused(f"env.py's connection to {exc}", mode=exc.data["mode"],
+                                endpoint=exc.data["endpoint"]) from None
+        except ConnectionFailed as exc:
+            raise ConfigError(f"env.py connects to {self.migration_target} through a connection pooler, and dbtune "
+                              f"cannot open a session there to tell its pooling mode ({exc}): nothing was changed. "
+                              "Point the migration at PostgreSQL directly, or at a pool in session mode") from None
 
     def _own(self, target: Target) -> psycopg.Connection:
         if self.own is not None:
@@ -274,8 +306,13 @@ class _Run:
         return sorted(found)
 
 
-_SETUP = ("SELECT set_config('lock_timeout', '{ms}ms', false), CASE WHEN current_setting('server_version_num')::int "
-          ">= 140000 THEN set_config('idle_session_timeout', '0', false) END")
+_SAVED_KEY = "dbtune.saved_settings"
+
+
+def _commit_unless_in_transaction(connection: Any) -> None:
+    if not connection.in_transaction():
+        # SQLAlchemy has no transaction open: end the one the driver began for our statements.
+        drivers.dbapi(connection).commit()
 
 
 def _version_table(raw: Any, context: Any) -> tuple[str, str]:
@@ -561,6 +598,8 @@ def _errors(run: _Run) -> Iterator[_RevisionTracker]:
                 f"lost the connection to {target.masked}: {db.describe(orig, target)}", revision=None,
                 failed_revision=tracker.running)) from None
         reason = db.describe(orig, target)
+        if code == "57014" and (note := session_settings.statement_timeout_note(run.saved)):
+            reason += "; " + note
         if code == "25001":  # active_sql_transaction: a concurrent statement inside a transaction
             reason += ("; run it inside op.get_context().autocommit_block(), as Alembic documents for "
                        "statements that cannot run in a transaction")

@@ -56,6 +56,9 @@ class OnlineOptions:
     # Bound on any strong lock dbtune waits for (a transactional migration step,
     # ANALYZE, a partitioned index's ON ONLY/ATTACH/DROP), and the retries after it.
     lock_timeout_s: float = 2.0
+    # statement_timeout for the run (--statement-timeout): None leaves the migration's own statements
+    # the server's, and runs builds (and what is treated like one) with none, watched by max_wait.
+    statement_timeout_s: float | None = None
     backoff: Backoff = field(default_factory=Backoff)
     # When a list, the tables that got new indexes are queued here (schema, table, and
     # why it must be analyzed: an expression index; "" to decide by its statistics) for
@@ -67,6 +70,8 @@ class OnlineOptions:
     lock: Any = None
     # Sessions already warned about as stalling builds: once per run, not per statement.
     warned: set[int] = field(default_factory=set)
+    # Notes already given once this run (what a missing privilege hides).
+    notes: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -126,31 +131,60 @@ LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
 ORDER BY t.level, c.relname
 """
 
-# Index builds of other sessions on a table (CREATE INDEX and REINDEX, concurrent or not).
-_OTHER_BUILDS = """
-SELECT pid, command, phase FROM pg_stat_progress_create_index
-WHERE relid = to_regclass(%s) AND NOT pid = ANY(%s) AND pid <> pg_backend_pid()
+# Sessions building an index on a table (CREATE INDEX and REINDEX, concurrent or not), from
+# what every role can see: pg_stat_progress_create_index shows another role's build only as a
+# pid (its table, command and phase need pg_read_all_stats), but pg_locks shows the lock a build
+# holds on its table for its whole length (SHARE UPDATE EXCLUSIVE for a concurrent build, held at
+# session level between its transactions; SHARE for a plain one).  BUILDING_ON is the one
+# condition, on a table oid; it is used here and by maintain.
+BUILDING_ON = """
+SELECT l.pid FROM pg_locks l JOIN pg_stat_progress_create_index p ON p.pid = l.pid
+WHERE l.locktype = 'relation' AND l.relation = {table} AND l.granted
+  AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock')
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid <> pg_backend_pid()
 """
 
-_SESSIONS = """
-SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
-       extract(epoch FROM now() - xact_start)::float8, coalesce(query, '')
+_OTHER_BUILDS = f"""
+SELECT p.pid, coalesce(p.command, 'an index build'), coalesce(p.phase, 'its phase hidden'),
+       coalesce(a.usename, '?')
+FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+WHERE p.pid IN ({BUILDING_ON.format(table="to_regclass(%s)")}) AND NOT p.pid = ANY(%s)
+"""
+
+# Whether this role may see a session's state, transaction age and query: its own role's (and
+# those it inherits), or everyone's with pg_read_all_stats (PostgreSQL's HAS_PGSTAT_PERMISSIONS).
+# Without it pg_stat_activity shows only the pid, the role and the database.
+_HIDDEN = ("NOT (coalesce(pg_has_role(usesysid, 'USAGE'), false) "
+           "OR pg_has_role('pg_read_all_stats', 'USAGE'))")
+
+_SESSION_COLUMNS = f"""pid, coalesce(application_name, ''), coalesce(state, ''),
+       extract(epoch FROM now() - xact_start)::float8, coalesce(query, ''), coalesce(usename, ''), {_HIDDEN}"""
+
+_SESSIONS = f"""
+SELECT {_SESSION_COLUMNS}
 FROM pg_stat_activity
 WHERE pid = ANY(%s)
 """
 
 # Sessions that stall a concurrent build: idle in transaction, or holding a snapshot
 # for long (CREATE INDEX CONCURRENTLY waits for every older snapshot in the database).
-_STALLERS = """
-SELECT pid, coalesce(application_name, ''), coalesce(state, ''),
-       extract(epoch FROM now() - xact_start)::float8, coalesce(query, '')
-FROM pg_stat_activity
+# Another role's session whose age this role cannot see counts when it has a transaction
+# open (its virtualxid lock, which pg_locks shows to everyone).
+_STALLERS = f"""
+SELECT {_SESSION_COLUMNS}
+FROM pg_stat_activity a
 WHERE datname = current_database()
   AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)
-  AND xact_start IS NOT NULL
-  AND (state LIKE 'idle in transaction%%' OR now() - xact_start > make_interval(secs => %s))
+  AND ((xact_start IS NOT NULL
+        AND (state LIKE 'idle in transaction%%' OR now() - xact_start > make_interval(secs => %s)))
+       OR ({_HIDDEN} AND EXISTS (SELECT 1 FROM pg_locks l
+                                 WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted)))
 ORDER BY xact_start
 """
+
+PRIVILEGE_HINT = ("this role cannot see other roles' sessions in full (their state, transaction age and query): "
+                  "grant it pg_read_all_stats to see them; blockers are still found and named by pid and role")
 
 
 def _ident(schema: str | None, name: str) -> sql.Composable:
@@ -164,8 +198,19 @@ def index_info(conn: psycopg.Connection, schema: str | None, name: str) -> Index
 
 
 def _blockers(conn: psycopg.Connection, pids: list[int]) -> list[Blocker]:
-    rows = conn.execute(_SESSIONS, [pids]).fetchall()
-    return [Blocker(pid=r[0], application=r[1], state=r[2], xact_age_s=r[3], query=r[4]) for r in rows]
+    return [_blocker(r) for r in conn.execute(_SESSIONS, [pids]).fetchall()]
+
+
+def _blocker(row: tuple[Any, ...]) -> Blocker:
+    return Blocker(pid=row[0], application=row[1], state=row[2], xact_age_s=row[3], query=row[4], role=row[5],
+                   hidden=bool(row[6]))
+
+
+def note_hidden(options: OnlineOptions, blockers: list[Blocker]) -> None:
+    """Say once per run what a missing privilege hides (it costs detail, never a decision)."""
+    if any(b.hidden for b in blockers) and PRIVILEGE_HINT not in options.notes:
+        options.notes.add(PRIVILEGE_HINT)
+        options.out.warn(PRIVILEGE_HINT)
 
 
 @dataclass
@@ -246,8 +291,10 @@ class Monitor:
             key = tuple(sorted(others))
             if key != watch.blockers:
                 watch.blockers = key
-                for blocker in _blockers(self._conn, list(key)):
+                named = _blockers(self._conn, list(key))
+                for blocker in named:
                     self.options.out.warn(f"{watch.statement.label} is waiting for {blocker.describe()}")
+                note_hidden(self.options, named)
             waited = now - watch.waiting_since
             max_wait = self.options.max_wait
             if max_wait is not None and waited >= max_wait and watch.cancelled_for is None:
@@ -314,7 +361,7 @@ class Engine:
         if not statements:
             return []
         with db.connect(self.target, purpose="control") as control:
-            self.own_pids.add(control.info.backend_pid)
+            self.own_pids.add(db.pid(control))
             self._preflight(control)
             tables = {st: self._table_of(control, st) for st in statements}
         monitor = Monitor(self.target, self.options, self.own_pids)
@@ -360,7 +407,7 @@ class Engine:
                         if conn is None or conn.closed:
                             conn = self._connect_build()
                         with cond:
-                            live.add(conn.info.backend_pid)
+                            live.add(db.pid(conn))
                         result = self._run_one(pick, monitor, conn)
                         with cond:
                             results[pick] = result
@@ -375,7 +422,7 @@ class Engine:
                     finally:
                         with cond:
                             if conn is not None and not conn.closed:
-                                live.discard(conn.info.backend_pid)
+                                live.discard(db.pid(conn))
                             busy.discard(key(pick))
                             cond.notify_all()
             finally:
@@ -431,9 +478,11 @@ class Engine:
         """A build connection: no timeouts (the monitor bounds waits), our worker count."""
         conn = db.connect(self.target, purpose="build")
         try:
-            self.own_pids.add(conn.info.backend_pid)
-            conn.execute(sql.SQL("SET lock_timeout = 0; SET statement_timeout = 0; "
+            self.own_pids.add(db.pid(conn))
+            # A statement_timeout the role or database carries would cancel a long build halfway.
+            conn.execute(sql.SQL("SET lock_timeout = 0; SET statement_timeout = {}; "
                                  "SET max_parallel_maintenance_workers = {}").format(
+                sql.Literal(f"{build_statement_timeout_ms(self.options)}ms"),
                 sql.Literal(self.options.maintenance_workers)))
             if conn.info.server_version >= 140000:
                 # If dbtune dies mid-build, the server notices the closed connection
@@ -519,7 +568,7 @@ class Engine:
     def _execute(self, conn: psycopg.Connection, st: IndexStatement, monitor: Monitor,
                  table: tuple[str, str]) -> bool:
         """Run the statement under the monitor; False when a late cancel found it already done."""
-        pid = conn.info.backend_pid
+        pid = db.pid(conn)
         monitor.watch(pid, st)
         try:
             conn.execute(st.sql)  # type: ignore[arg-type] - the migration's own SQL
@@ -602,11 +651,11 @@ class Engine:
             drop = IndexStatement(sql=sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
                 _ident(schema, leftover)).as_string(conn), verb="drop", name=leftover, schema=schema,
                 table=None, table_schema=None, concurrently=True, source=st.source)
-            monitor.watch(conn.info.backend_pid, drop)
+            monitor.watch(db.pid(conn), drop)
             try:
                 conn.execute(drop.sql)  # type: ignore[arg-type]
             except psycopg.errors.QueryCanceled:
-                watch = monitor.unwatch(conn.info.backend_pid)
+                watch = monitor.unwatch(db.pid(conn))
                 blockers = watch.cancelled_for if watch and watch.cancelled_for else []
                 raise BuildBlocked(f"could not drop the INVALID leftover {schema}.{leftover}: waited "
                                    f"{watch.waited_s if watch else 0:.0f}s for "
@@ -614,7 +663,7 @@ class Engine:
                                    index=st.label, blockers=blockers,
                                    waited_s=watch.waited_s if watch else 0.0) from None
             finally:
-                monitor.unwatch(conn.info.backend_pid)
+                monitor.unwatch(db.pid(conn))
         return invalid
 
     def _cleanup_after_failure(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
@@ -630,7 +679,7 @@ class Engine:
                       st: IndexStatement) -> bool:
         """DROP INDEX CONCURRENTLY, bounded by max-wait (or 30 s); True when it is gone."""
         statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(_ident(schema, name))
-        pid = conn.info.backend_pid
+        pid = db.pid(conn)
         bound = self.options.max_wait if self.options.max_wait is not None else 30.0
         monitor.watch(pid, st)
         timer = threading.Timer(bound + 5.0, lambda: _cancel(self.target, pid))
@@ -698,11 +747,12 @@ class Engine:
                 return
             waited = time.monotonic() - started
             blockers = _blockers(conn, [r[0] for r in rows])
-            for pid, command, phase in rows:
+            for pid, command, phase, role in rows:
                 if pid not in announced:
                     announced.add(pid)
-                    self.out.warn(f"{st.label}: pid {pid} is running {command} on {table[0]}.{table[1]} ({phase}); "
-                                  "waiting for it to finish before touching the INVALID index left there")
+                    self.out.warn(f"{st.label}: pid {pid} (role {role}) is running {command} on "
+                                  f"{table[0]}.{table[1]} ({phase}); waiting for it to finish before touching "
+                                  "the INVALID index left there")
             if self.options.max_wait is not None and waited >= self.options.max_wait:
                 raise BuildBlocked(f"{st.label}: gave up after waiting {waited:.0f}s (--max-wait) for "
                                    f"{'; '.join(b.describe() for b in blockers)}, which is still building on "
@@ -719,13 +769,17 @@ class Engine:
             self.out.warn("PostgreSQL 14.0 to 14.3 can build concurrent indexes that miss rows "
                           "(fixed in 14.4): upgrade, or REINDEX the indexes built on this server")
         rows = conn.execute(_STALLERS, [list(self.own_pids), self.options.old_transaction_s]).fetchall()
-        for r in rows:
-            if r[0] in self.options.warned:
-                continue
-            self.options.warned.add(r[0])
-            blocker = Blocker(pid=r[0], application=r[1], state=r[2], xact_age_s=r[3], query=r[4])
-            self.out.warn(f"a concurrent build waits for every older transaction; this one may stall it: "
-                          f"{blocker.describe()}")
+        stallers = [_blocker(r) for r in rows if r[0] not in self.options.warned]
+        for blocker in stallers:
+            self.options.warned.add(blocker.pid)
+            if not blocker.hidden:
+                self.out.warn(f"a concurrent build waits for every older transaction; this one may stall it: "
+                              f"{blocker.describe()}")
+        if hidden := [b for b in stallers if b.hidden]:
+            self.out.warn(f"a concurrent build waits for every older transaction; {len(hidden)} session(s) of "
+                          "other roles have one open now, of an age this role cannot see: "
+                          + "; ".join(b.describe() for b in hidden[:5]) + ("; ..." if len(hidden) > 5 else ""))
+            note_hidden(self.options, hidden)
 
     def _table_of(self, conn: psycopg.Connection, st: IndexStatement) -> tuple[str, str] | None:
         if st.verb == "create":
@@ -818,6 +872,11 @@ def _definition(indexdef: str) -> tuple[bool, str]:
     """Uniqueness and everything from USING on: what an index is, without its name and table."""
     unique = indexdef.upper().startswith("CREATE UNIQUE")
     return unique, indexdef.split(" USING ", 1)[-1]
+
+
+def build_statement_timeout_ms(options: OnlineOptions) -> int:
+    """statement_timeout for a build, and for what runs like one (REINDEX/DETACH CONCURRENTLY, VACUUM)."""
+    return int((options.statement_timeout_s or 0) * 1000)
 
 
 def _partition_index_name(name: str, partition: str) -> str:

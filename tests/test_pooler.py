@@ -1,0 +1,121 @@
+"""Through a real PgBouncer: refused in transaction and statement pooling, at home in session pooling,
+and no setting or lock left behind on a server connection the application gets next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbtune import pooler
+from tests.fix_cli import run_cli, scalar
+from tests.fix_db import OwnedDatabase
+from tests.test_online import Blocker
+from tests.test_own_migrations import project
+
+TABLE_AND_INDEX = ('op.execute("CREATE TABLE people (id int PRIMARY KEY, email text)")',
+                   'op.execute("INSERT INTO people SELECT g, g::text FROM generate_series(1, 20000) g")',
+                   """
+    with op.get_context().autocommit_block():
+        op.create_index("ix_people_email", "people", ["email"], postgresql_concurrently=True)
+""")
+
+
+# What the role carries (ALTER ROLE ... SET), as teams' application roles often do: a setting of
+# dbtune's left on a pooled server connection would show as a difference from these.
+ROLE_SETTINGS = {("5s", "30s", "1h", "0")}
+
+
+@pytest.fixture(autouse=True)
+def _probe_each_time() -> None:
+    pooler.forget()  # each test brings a PgBouncer of its own
+
+
+def carry_settings(owned: OwnedDatabase) -> None:
+    with psycopg.connect(owned.admin_url, autocommit=True) as conn:
+        for name, value in (("lock_timeout", "5s"), ("statement_timeout", "30s"), ("idle_session_timeout", "1h")):
+            conn.execute(f'ALTER ROLE "{owned.role}" SET {name} = {value!r}')
+
+
+def settings_of_every_server_connection(url: str, pool_size: int) -> set[tuple[str, ...]]:
+    """What each of the pool's server connections carries now: as many clients at once as the pool
+    has servers, each in a transaction (so each holds a server connection of its own)."""
+    conns = [psycopg.connect(url) for _ in range(pool_size)]
+    try:
+        return {tuple(str(v) for v in conn.execute(
+            "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
+            "current_setting('idle_session_timeout'), "
+            "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())").fetchone())
+            for conn in conns}
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["transaction", "statement"])
+def test_a_transaction_or_statement_pooler_is_refused_before_anything_changes(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path, mode: str) -> None:
+    # One server connection: whatever dbtune sent through the pooler, the next client would inherit.
+    carry_settings(owned_database)
+    bouncer = pgbouncer(mode, pool_size=1)
+    url = bouncer.url(owned_database.url)
+    root = project(tmp_path, *TABLE_AND_INDEX)
+    for args in (["apply"], ["rollback", "--to", "base"], ["status"], ["apply", "--dry-run"]):
+        result = run_cli(*args, "--database-url", url, "--migrations", str(root))
+        assert result.exit_code == 2, result.output
+        line = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(line) == 1, result.stderr
+        assert f"connection pooler in {mode} pooling mode" in line[0]
+        assert "session mode" in line[0] and "nothing was changed" in line[0]
+        assert owned_database.password not in result.output
+    # Nothing changed: no version table, no table, no setting on the pooled server connection.
+    assert scalar(owned_database.admin_url, "SELECT to_regclass('alembic_version') IS NULL "
+                                            "AND to_regclass('people') IS NULL")
+    if mode == "transaction":
+        assert settings_of_every_server_connection(url, 1) == ROLE_SETTINGS
+
+
+def test_env_py_connecting_through_a_transaction_pooler_is_refused(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path) -> None:
+    """dbtune given the server directly, while the project's env.py goes through the pooler."""
+    carry_settings(owned_database)
+    # Two servers: env.py's open transaction holds one, dbtune's probe takes the other.
+    bouncer = pgbouncer("transaction", pool_size=2)
+    root = project(tmp_path, *TABLE_AND_INDEX)
+    env_py = root / "env.py"
+    env_py.write_text(env_py.read_text().replace('config.get_main_option("sqlalchemy.url"), poolclass',
+                                                 f'{bouncer.url(owned_database.url)!r}, poolclass'))
+    result = run_cli("apply", "--database-url", owned_database.url, "--migrations", str(root))
+    assert result.exit_code == 2, result.output
+    assert "transaction pooling mode" in result.stderr
+    assert scalar(owned_database.admin_url, "SELECT to_regclass('people') IS NULL")
+    assert settings_of_every_server_connection(bouncer.url(owned_database.url), 2) == ROLE_SETTINGS
+
+
+def test_session_pooling_works_as_a_direct_connection_and_leaves_nothing_behind(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path) -> None:
+    # No server_reset_query: only what dbtune itself resets protects the next client.
+    carry_settings(owned_database)
+    bouncer = pgbouncer("session", pool_size=8, reset_query="")
+    url = bouncer.url(owned_database.url)
+    root = project(tmp_path, *TABLE_AND_INDEX)
+    assert run_cli("apply", "--to", "r2", "--database-url", url, "--migrations", str(root)).exit_code == 0
+
+    # A blocker of the application's, through the same pooler: named by its server pid, --max-wait honoured.
+    app = owned_database.other_role()
+    with psycopg.connect(owned_database.admin_url, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT, INSERT ON people TO {psycopg.conninfo.conninfo_to_dict(app)['user']}")
+    blocker = Blocker(bouncer.url(app), "write", write="INSERT INTO people VALUES (-1, 'x')")
+    server_pid = blocker.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    assert server_pid != blocker.conn.info.backend_pid  # the pooler's own pid, as the suite expects
+    try:
+        result = run_cli("apply", "--database-url", url, "--migrations", str(root), "--max-wait", "2")
+    finally:
+        blocker.release()
+    assert result.exit_code == 5, result.output
+    assert f"pid {server_pid}" in result.stderr
+    assert run_cli("apply", "--database-url", url, "--migrations", str(root)).exit_code == 0
+    assert scalar(owned_database.admin_url,
+                  "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_people_email'::regclass")
+    assert settings_of_every_server_connection(url, 8) == ROLE_SETTINGS
