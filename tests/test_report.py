@@ -311,3 +311,33 @@ def test_a_non_superuser_owner_reads_the_report_and_installs_the_views(owned_dat
     refused = run_cli("report", "--install-views", "--database-url", other)
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
     assert "database owner" in refused.stderr
+
+
+def test_another_roles_build_in_progress_is_not_called_invalid_by_a_role_that_cannot_see_it(
+        owned_database) -> None:  # type: ignore[no-untyped-def]
+    owner = owned_database.url
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
+        conn.execute("INSERT INTO items SELECT g, 'x' || g FROM generate_series(1, 1000) g")
+    colleague = owned_database.other_role(member_of_owner=True)  # a DBA building an index by hand
+    holder = psycopg.connect(owner)
+    holder.execute("INSERT INTO items VALUES (0, 'held')")  # an open write: the build waits for it
+    builder = psycopg.connect(colleague, autocommit=True)
+    thread = threading.Thread(target=lambda: _ignore_cancel(builder, "CREATE INDEX CONCURRENTLY ix_items_label "
+                                                            "ON items (label)"))
+    thread.start()
+    try:
+        wait_until(lambda: scalar(owned_database.admin_url,
+                                  "SELECT count(*) FROM pg_stat_progress_create_index") == 1, what="build to start")
+        assert scalar(owner, "SELECT relid IS NULL FROM pg_stat_progress_create_index")  # hidden from the owner
+        found = report(owner, "invalid-indexes")
+        assert found["sections"]["invalid-indexes"]["rows"] == []  # type: ignore[index]
+        assert not found["findings"]
+        scalar(owned_database.admin_url, "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index")
+        thread.join()
+    finally:
+        holder.rollback()
+        holder.close()
+        builder.close()
+    left = report(owner, "invalid-indexes")
+    assert [r["index_name"] for r in left["sections"]["invalid-indexes"]["rows"]] == ["ix_items_label"]  # type: ignore[index]
