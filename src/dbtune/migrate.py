@@ -249,6 +249,9 @@ class _Run:
                 else int(online.statement_timeout_s * 1000))
             _commit_unless_in_transaction(connection)
         self.saved = info[_SAVED_KEY]
+        if self.want_lock and self.saved.standby:
+            raise ConfigError(f"{(self.bound or self.target).masked} is a hot standby (read-only): "
+                              "apply and rollback run against the primary; nothing was changed")
 
     def _restoring(self, connection: Any, steps: Iterator[Any]) -> Iterator[Any]:
         """The steps, then env.py's connection as it was: it may go back to a pool of the application's."""
@@ -599,6 +602,8 @@ def _errors(run: _Run) -> Iterator[_RevisionTracker]:
                 failed_revision=tracker.running)) from None
         reason = db.describe(orig, target)
         if code == "57014" and (note := session_settings.statement_timeout_note(run.saved)):
+            reason += "; " + note
+        if code == "25006" and (note := session_settings.read_only_note(run.saved)):  # read_only_sql_transaction
             reason += "; " + note
         if code == "25001":  # active_sql_transaction: a concurrent statement inside a transaction
             reason += ("; run it inside op.get_context().autocommit_block(), as Alembic documents for "

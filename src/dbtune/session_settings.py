@@ -20,7 +20,9 @@ from . import drivers
 
 _READ = ("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
          "current_setting('idle_session_timeout', true), "
-         "(SELECT source FROM pg_settings WHERE name = 'statement_timeout')")
+         "(SELECT source FROM pg_settings WHERE name = 'statement_timeout'), "
+         "current_setting('default_transaction_read_only'), "
+         "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only'), pg_is_in_recovery()")
 
 # pg_settings.source, as a DBA would say it.
 _SOURCES = {
@@ -42,6 +44,8 @@ class Saved:
     before: dict[str, str] = field(default_factory=dict)
     statement_timeout: str = "0"
     statement_timeout_source: str = "default"
+    read_only_source: str | None = None  # where default_transaction_read_only = on comes from, if it is
+    standby: bool = False
 
 
 def setup(raw: Any, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -> Saved:
@@ -49,7 +53,7 @@ def setup(raw: Any, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -
     return what to put back."""
     row = drivers.query_one(raw, _READ)
     assert row is not None
-    lock_timeout, statement_timeout, idle_session_timeout, source = row
+    lock_timeout, statement_timeout, idle_session_timeout, source, read_only, read_only_source, standby = row
     wanted = {"lock_timeout": f"{lock_timeout_ms}ms"}
     if idle_session_timeout is not None:  # PostgreSQL 14+: builds run on other connections while this one idles
         wanted["idle_session_timeout"] = "0"
@@ -59,7 +63,8 @@ def setup(raw: Any, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -
                "idle_session_timeout": idle_session_timeout}
     _set(raw, wanted)
     saved = Saved(before={name: str(current[name]) for name in wanted},
-                  statement_timeout=str(statement_timeout), statement_timeout_source=str(source))
+                  statement_timeout=str(statement_timeout), statement_timeout_source=str(source),
+                  read_only_source=str(read_only_source) if read_only == "on" else None, standby=bool(standby))
     if statement_timeout_ms is not None:
         saved.statement_timeout, saved.statement_timeout_source = wanted["statement_timeout"], "--statement-timeout"
     return saved
@@ -76,6 +81,19 @@ def _set(raw: Any, values: dict[str, str]) -> None:
         sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
         for name, value in values.items()))
     drivers.query_one(raw, query.as_string())
+
+
+def read_only_note(saved: Saved | None) -> str | None:
+    """Why the migration's connection could not write."""
+    if saved is None:
+        return None
+    if saved.standby:
+        return "the server is a hot standby (read-only): run it against the primary"
+    if saved.read_only_source is not None:
+        where = _SOURCES.get(saved.read_only_source, saved.read_only_source)
+        return (f"default_transaction_read_only is on for this connection, set by {where}: connect as a role "
+                "meant to migrate, or turn it off for that role")
+    return None
 
 
 def statement_timeout_note(saved: Saved | None) -> str | None:
