@@ -39,6 +39,7 @@ from .errors import ConfigError, DbtuneError, LockBusy
 from .locking import Backoff, run_lock, set_lock_timeout
 from .output import Output
 from .resources import sql_path
+from .session_settings import _SOURCES
 from .settings import Target
 
 SCHEMA = "dbtune"
@@ -243,7 +244,8 @@ def writable(conn: psycopg.Connection, what: str) -> None:
         raise ConfigError(f"this server is a hot standby, where nothing is written: {what} on the primary "
                           "(materialized views reach the standbys by replication)")
     if read_only:
-        raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by its {source}): "
+        where = _SOURCES.get(source, source)  # how migrations name it too
+        raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by {where}): "
                           f"{what} needs a writable one")
 
 
