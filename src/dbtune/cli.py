@@ -430,7 +430,9 @@ def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older
     if grant and not setup:
         raise ConfigError("--grant goes with --setup")
     if setup:
-        for line in r.setup(target, list(grant)):
+        from .refresh_history import setup as setup_history
+
+        for line in setup_history(target, list(grant)):
             out.info(line)
         return
     if show_status:

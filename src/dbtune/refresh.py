@@ -10,19 +10,16 @@ dbtune uses it whenever it can, and says why readers will wait when it cannot.
 Each view is refreshed under an advisory lock of its own (``locking.run_lock``
 with a key derived from the view's name): an overlapping cron run skips a view
 that is being refreshed rather than queue behind it.  PostgreSQL does not
-record when a view was last refreshed, so dbtune does, in ``dbtune.refresh_history``,
-which ``setup`` creates once (as the database's owner): a run never creates
-anything, since PostgreSQL checks the CREATE privilege before it honours IF NOT
-EXISTS, and a cron role has none.  Without the table (or the right to write it)
-the views are still refreshed, with one warning that history was not recorded.
-A hot standby (or a read-only session) refreshes nothing and says so in one
-line; ``status`` only reads, so it works there.
+record when a view was last refreshed, so dbtune does, in ``dbtune.refresh_history``
+(refresh_history.py).  Without that table (or the right to write it) the views
+are still refreshed, with one warning that history was not recorded.  A hot
+standby (or a read-only session) refreshes nothing and says so in one line;
+``status`` only reads, so it works there.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 import threading
 import time
 import zlib
@@ -34,35 +31,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import db
+from . import db, refresh_history as history
 from .errors import ConfigError, DbtuneError, LockBusy
 from .locking import Backoff, run_lock, set_lock_timeout
 from .output import Output
 from .resources import sql_path
-from .session_settings import _SOURCES
 from .settings import Target
 
-SCHEMA = "dbtune"
-HISTORY = "refresh_history"
 _LOCK_BASE = 0x72656672 << 32  # "refr" in the high half; the view's crc32 in the low half
-
-_TABLE = """
-CREATE TABLE dbtune.refresh_history (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    view_name       text NOT NULL,
-    started_at      timestamptz NOT NULL,
-    finished_at     timestamptz NOT NULL,
-    duration_ms     double precision NOT NULL,
-    rows_after      bigint,
-    mode            text,
-    outcome         text NOT NULL,
-    error           text,
-    dbtune_version  text NOT NULL,
-    server_version  text NOT NULL
-);
-CREATE INDEX refresh_history_view_started ON dbtune.refresh_history (view_name, started_at DESC);
-COMMENT ON TABLE dbtune.refresh_history IS 'Every materialized view refresh dbtune ran: PostgreSQL records none';
-"""
 
 _VIEWS = """
 SELECT c.oid, n.nspname, c.relname, c.relispopulated
@@ -87,15 +63,6 @@ SELECT DISTINCT d.refobjid
 FROM pg_rewrite r JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
 WHERE r.ev_class = %s AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> %s
 """
-
-_LAST = """
-SELECT DISTINCT ON (view_name) view_name, finished_at, extract(epoch FROM now() - finished_at)::float8,
-       duration_ms, rows_after, mode, outcome, error
-FROM dbtune.refresh_history
-WHERE view_name = ANY(%s) AND outcome <> 'failed'
-ORDER BY view_name, finished_at DESC
-"""
-
 
 @dataclass(frozen=True)
 class View:
@@ -193,98 +160,6 @@ def _describe(conn: psycopg.Connection, oid: int, schema: str, name: str, popula
     return View(oid, schema, name, populated, key[0] if key else None, tuple(key[1]) if key else (), tables)
 
 
-@dataclass(frozen=True)
-class History:
-    """What this role may do with dbtune.refresh_history, read from the catalog (which every role may)."""
-
-    exists: bool
-    readable: bool
-    writable: bool
-    standby: bool
-    role: str
-
-    def problem(self, *, writing: bool) -> str | None:
-        """One line on why history cannot be read (or written), and how to set it up; None if it can."""
-        if not self.exists:
-            if self.standby:
-                return (f"{SCHEMA}.{HISTORY} is not on this standby: it lives on the primary (created there with "
-                        "dbtune refresh --setup) and replicates here")
-            return (f"{SCHEMA}.{HISTORY} does not exist: create it once with dbtune refresh --setup "
-                    "(as the database owner)")
-        if writing and not self.writable:
-            return (f"this role ({self.role}) may not write {SCHEMA}.{HISTORY}: its owner can run dbtune refresh "
-                    f"--setup --grant {shlex.quote(self.role)}")
-        if not self.readable:
-            return (f"this role ({self.role}) may not read {SCHEMA}.{HISTORY}: its owner can run dbtune refresh "
-                    f"--setup --grant {shlex.quote(self.role)}")
-        return None
-
-
-def history(conn: psycopg.Connection) -> History:
-    row = conn.execute(
-        "SELECT c.oid IS NOT NULL, "
-        "       coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'), false), "
-        "       coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') "
-        "                AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE'), false), "
-        "       pg_is_in_recovery(), current_user "
-        "FROM (SELECT 1) one "
-        "LEFT JOIN pg_namespace n ON n.nspname = %s "
-        "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = %s AND c.relkind = 'r'",
-        [SCHEMA, HISTORY]).fetchone()
-    assert row is not None
-    return History(*row)
-
-
-def writable(conn: psycopg.Connection, what: str) -> None:
-    """Refuse in one line where nothing can be written: a hot standby, or a read-only session."""
-    standby, read_only, source = conn.execute(
-        "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', "
-        "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only')").fetchone()  # type: ignore[misc]
-    if standby:
-        raise ConfigError(f"this server is a hot standby, where nothing is written: {what} on the primary "
-                          "(materialized views reach the standbys by replication)")
-    if read_only:
-        where = _SOURCES.get(source, source)  # how migrations name it too
-        raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by {where}): "
-                          f"{what} needs a writable one")
-
-
-def setup(target: Target, grant: list[str] | None = None) -> list[str]:
-    """Create dbtune.refresh_history once (what exists is kept), and let ``grant`` roles record refreshes."""
-    done = []
-    with db.connect(target, purpose="refresh --setup", autocommit=False) as conn:
-        writable(conn, "run dbtune refresh --setup")
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_BASE])  # two setups at once
-        # Checked first, created without IF NOT EXISTS: the schema may exist, given to this
-        # role by CREATE SCHEMA ... AUTHORIZATION, where the database refuses this role CREATE.
-        state = history(conn)
-        try:
-            if conn.execute("SELECT to_regnamespace(%s) IS NULL", [SCHEMA]).fetchone()[0]:  # type: ignore[index]
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-                done.append(f"created schema {SCHEMA}")
-            if not state.exists:
-                conn.execute(_TABLE)
-                done.append(f"created {SCHEMA}.{HISTORY}")
-            for role in grant or []:
-                ident = sql.Identifier(role)
-                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), ident))
-                conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(
-                    sql.Identifier(SCHEMA, HISTORY), ident))
-                done.append(f"{role} may record refreshes in {SCHEMA}.{HISTORY}")
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise ConfigError(f"this role may not set up {SCHEMA}.{HISTORY} ({db.describe(exc)}): run dbtune "
-                              f"refresh --setup as the database owner, or have it run CREATE SCHEMA {SCHEMA} "
-                              "AUTHORIZATION <this role> first") from None
-        except psycopg.errors.UndefinedObject as exc:
-            raise ConfigError(f"cannot grant: {db.describe(exc)}") from None
-        conn.commit()
-    return done or [f"{SCHEMA}.{HISTORY} is already set up"]
-
-
-def last_refreshes(conn: psycopg.Connection, views: list[View]) -> dict[str, tuple[Any, ...]]:
-    return {r[0]: r for r in conn.execute(_LAST, [[v.label for v in views]])}
-
-
 def refresh(target: Target, names: list[str] | None = None, *, all_views: bool = False,
             options: Options | None = None, out: Output | None = None) -> list[Result]:
     """Refresh the views; a view another run is refreshing right now is skipped, not waited for.
@@ -295,13 +170,13 @@ def refresh(target: Target, names: list[str] | None = None, *, all_views: bool =
     options = options or Options()
     out = out or Output()
     with db.connect(target, purpose="refresh") as conn:
-        writable(conn, "refresh the views")
+        history.writable(conn, "refresh the views")
         views = find_views(conn, names, all_views)
-        state = history(conn)
+        state = history.state(conn)
         if (problem := state.problem(writing=True)) is not None:
             out.warn(f"refresh history not recorded: {problem}")
             options = replace(options, record=False)
-        last = last_refreshes(conn, views) if state.readable else {}
+        last = history.last(conn, [v.label for v in views]) if state.readable else {}
     results: dict[str, Result] = {}
     todo = []
     for view in views:
@@ -425,21 +300,11 @@ def _recorded(target: Target, view: View, result: Result, started_wall: float, o
     if not options.record:
         return result
     try:
-        with db.connect(target, purpose="refresh history") as conn:
-            version = db.server_version(conn)
-            conn.execute(
-                "INSERT INTO dbtune.refresh_history (view_name, started_at, finished_at, duration_ms, rows_after, "
-                "mode, outcome, error, dbtune_version, server_version) VALUES "
-                "(%s, to_timestamp(%s), now(), %s, %s, %s, %s, %s, %s, %s)",
-                [result.view, started_wall, result.seconds * 1000, result.rows, result.mode, result.outcome,
-                 result.message if result.outcome == "failed" else None, _version(), version])
-            conn.execute("DELETE FROM dbtune.refresh_history WHERE view_name = %s AND id NOT IN ("
-                         "SELECT id FROM dbtune.refresh_history WHERE view_name = %s "
-                         "ORDER BY started_at DESC LIMIT %s)", [result.view, result.view, options.keep])
+        history.record(target, result.view, started_wall, result.seconds, result.rows, result.mode, result.outcome,
+                       result.message if result.outcome == "failed" else None, _version(), options.keep)
     except (DbtuneError, psycopg.Error) as exc:
-        result.message += f" (not recorded in dbtune.refresh_history: {exc})"
+        result.message += f" (not recorded in {history.SCHEMA}.{history.HISTORY}: {exc})"
     return result
-
 
 def status(target: Target, names: list[str] | None = None, *, all_views: bool = False,
            out: Output | None = None) -> list[dict[str, Any]]:
@@ -451,10 +316,10 @@ def status(target: Target, names: list[str] | None = None, *, all_views: bool = 
     with db.connect(target, purpose="refresh status", autocommit=False) as conn:
         conn.read_only = True
         views = find_views(conn, names, all_views)
-        state = history(conn)
+        state = history.state(conn)
         if (problem := state.problem(writing=False)) is not None:
             out.warn(f"no refresh history: {problem}")
-        last = last_refreshes(conn, views) if state.readable else {}
+        last = history.last(conn, [v.label for v in views]) if state.readable else {}
         rows = []
         for view in views:
             _, finished, age, duration, count, mode, outcome, _ = last.get(view.label, (None,) * 8)
