@@ -47,6 +47,9 @@ def _statement(dsn: str, statement: str) -> None:
 
 def run_refresh(dsn: str, env: dict[str, str], rounds: int = 3) -> dict[str, object]:
     """The database must be at head with data: the view exists and has been populated once."""
+    # The history table is set up once, as a DBA would before the cron line: every timed refresh
+    # records its row, as in production.
+    subprocess.run([sys.executable, "-m", "dbtune.cli", "refresh", "--setup", "--quiet"], check=True, env=env)
     _dbtune_refresh(env)  # populate (a first refresh is plain: CONCURRENTLY needs a populated view)
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(f"SELECT count(*) FROM {VIEW}").fetchone()[0]  # type: ignore[index]

@@ -39,6 +39,9 @@ dbtune status
 step "dbtune verify   (each index serves its query)"
 dbtune verify
 
+step "dbtune refresh --setup   (once, as the database owner: the refresh history a cron role records into)"
+dbtune refresh --setup
+
 step "dbtune refresh   (the summary views: the first refresh populates them, the next runs CONCURRENTLY)"
 dbtune refresh
 dbtune refresh --jobs 2
