@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -34,7 +35,8 @@ class Result:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
     """Run `dbtune ARGS` in this process (fast); stdout and stderr apart."""
-    runner = CliRunner()
+    # click 8.1 (the floor) mixes stderr into stdout unless told not to; 8.2 dropped the option.
+    runner = CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(CliRunner).parameters else CliRunner()
     clean = {"DBTUNE_DATABASE_URL": None, "DATABASE_URL": None, "DBTUNE_DEBUG": None, **(env or {})}
     result = runner.invoke(cli, list(args), env=clean, catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr)
