@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from urllib.parse import quote
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import psycopg
 import pytest

@@ -119,3 +119,52 @@ def test_session_pooling_works_as_a_direct_connection_and_leaves_nothing_behind(
     assert scalar(owned_database.admin_url,
                   "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_people_email'::regclass")
     assert settings_of_every_server_connection(url, 8) == ROLE_SETTINGS
+
+
+def test_env_pys_connection_is_put_back_as_it_was_after_success_and_failure(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path) -> None:
+    """Revisions that open no connection of dbtune's after them: only the restore of env.py's own
+    connection can leave its server connection as the role left it."""
+    carry_settings(owned_database)
+    bouncer = pgbouncer("session", pool_size=8, reset_query="")
+    url = bouncer.url(owned_database.url)
+    root = project(tmp_path, 'op.execute("CREATE TABLE t1 (id int)")', 'op.execute("SELECT 1 / 0")')
+    assert run_cli("apply", "--to", "r1", "--database-url", url, "--migrations", str(root)).exit_code == 0
+    assert settings_of_every_server_connection(url, 8) == ROLE_SETTINGS
+    failed = run_cli("apply", "--database-url", url, "--migrations", str(root))
+    assert failed.exit_code == 1 and "division by zero" in failed.stderr, failed.output
+    assert settings_of_every_server_connection(url, 8) == ROLE_SETTINGS
+
+
+def test_prepared_statements_never_reach_the_next_client(owned_database: OwnedDatabase, pgbouncer) -> None:
+    from dbtune import db
+    from dbtune.settings import Target
+
+    bouncer = pgbouncer("session", pool_size=2, reset_query="")
+    url = bouncer.url(owned_database.url)
+    with db.connect(Target.parse(url, "test")) as conn:
+        for _ in range(6):  # psycopg prepares a query on its fifth run
+            conn.execute("SELECT count(*) FROM pg_class WHERE relname = %s", ["x"])
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] > 0
+    # The application's next clients, on every server connection of the pool.
+    apps = [psycopg.connect(url) for _ in range(2)]
+    try:
+        assert [app.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] for app in apps] == [0, 0]
+    finally:
+        for app in apps:
+            app.close()
+
+
+def test_a_full_pool_is_reported_as_such_not_as_a_pooling_mode(
+        owned_database: OwnedDatabase, pgbouncer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pooler, "PROBE_WAIT_S", 1.0)
+    # Two servers: the application holds one, dbtune's first session takes the other, and the
+    # probe's second client finds none free.
+    bouncer = pgbouncer("session", pool_size=2)
+    url = bouncer.url(owned_database.url)
+    with psycopg.connect(url) as app:
+        app.execute("SELECT 1")
+        result = run_cli("report", "cache", "--database-url", url)
+    assert result.exit_code == 3, result.output
+    assert "no free server connection within 1s" in result.stderr
+    assert "pooling mode" in result.stderr and "statement pooling" not in result.stderr

@@ -88,7 +88,8 @@ def test_apply_to_a_revision_the_database_is_past_says_where_it_is(database: str
     assert "nothing was changed" in line.lower()
     assert "already at" not in result.output
     assert version(database) == "b003"
-    assert scalar(database, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'source'") == 1
+    assert scalar(database, "SELECT count(*) FROM information_schema.columns "
+                            "WHERE table_name = 'events' AND column_name = 'source'") == 1
 
     same = dbtune("apply", "--to", "b003", cwd=project, env=env)
     assert same.exit_code == 0, same.output

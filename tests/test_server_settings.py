@@ -88,3 +88,40 @@ def test_a_read_only_role_is_told_why_nothing_was_written(owned_database: OwnedD
     line = error_line(result.stderr)
     assert "default_transaction_read_only is on for this connection, set by the role" in line
     assert scalar(owned_database.admin_url, "SELECT to_regclass('people') IS NULL")
+
+
+def test_every_retry_on_the_applications_pooled_engine_is_bounded_by_lock_timeout(
+        owned_database: OwnedDatabase, tmp_path: Path) -> None:
+    """env.py takes the application's engine (its own pool, kept across dbtune's attempts): the retry
+    after a lock timeout gets the same connection back, whose rolled-back transaction took dbtune's
+    lock_timeout with it.  Every attempt must still give up within --lock-timeout."""
+    import sys
+
+    root = project(tmp_path, PEOPLE, 'op.execute("ALTER TABLE people ADD COLUMN nick text")')
+    module = f"app_db_{abs(hash(str(tmp_path)))}"
+    url = owned_database.url.replace("postgresql://", "postgresql+psycopg://")
+    (root / f"{module}.py").write_text(f"from sqlalchemy import create_engine\nengine = create_engine({url!r})\n")
+    env_py = root / "env.py"
+    env_py.write_text(env_py.read_text().replace(
+        'engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)',
+        "import sys, pathlib\n    sys.path.insert(0, str(pathlib.Path(__file__).parent))\n"
+        f"    from {module} import engine"))
+    try:
+        assert apply(owned_database, root, "--to", "r1").exit_code == 0
+        reader = psycopg.connect(owned_database.url)
+        reader.execute("SELECT count(*) FROM people")  # ACCESS SHARE, held in an open transaction
+        # Should an attempt wait unbounded, the reader lets go after a minute and the ALTER succeeds.
+        timer = threading.Timer(60.0, reader.rollback)
+        timer.start()
+        try:
+            result = apply(owned_database, root, "--lock-timeout", "0.2")
+        finally:
+            timer.cancel()
+            reader.close()
+        assert result.exit_code == 1, result.output
+        assert "attempt 5 of 5" in result.stderr and "could not get a lock" in result.stderr
+        assert scalar(owned_database.admin_url, "SELECT version_num FROM alembic_version") == "r1"
+    finally:
+        if module in sys.modules:
+            sys.modules[module].engine.dispose()
+            del sys.modules[module]

@@ -62,7 +62,8 @@ def standby_of(primary: LocalServer) -> Iterator[LocalServer]:
             for path in (base, standby.datadir, standby.logfile):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         standby._run(str(primary.bindir / "pg_basebackup"), "-h", str(primary.datadir), "-p", str(primary.port),
-                     "-U", "postgres", "-D", str(standby.datadir), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync",
+                     "-U", "postgres", "-D", str(standby.datadir), "-R", "-X", "stream", "--checkpoint=fast",
+                     "--no-sync",
                      timeout=120)
         # The copy carries the primary's port and socket directory; later lines win.
         with (standby.datadir / "postgresql.auto.conf").open("a") as conf:

@@ -20,5 +20,6 @@ WHERE NOT i.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
                   JOIN pg_locks l ON l.pid = p.pid
                   WHERE p.relid IS NULL AND l.locktype = 'relation' AND l.relation = i.indrelid
-                    AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted)
+                    AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 ORDER BY 1, 2, 3

@@ -593,8 +593,8 @@ Examples:
 @connection_options
 @fleet_options("report")
 def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_table_mb: float, min_index_mb: float,
-           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None, install_views: bool,
-           database_url: str | None) -> None:
+           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None,
+           install_views: bool, database_url: str | None) -> None:
     """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
     from . import report as r
 

@@ -28,13 +28,13 @@ class Connection(psycopg.Connection[Any]):
         if self.pooling == pooler.SESSION and not self.closed and not self.broken:
             # A session pooler hands this server connection to its next client.  PgBouncer's
             # server_reset_query (DISCARD ALL) is the default, but it can be switched off:
-            # leave no setting and no advisory lock behind either way.
+            # leave no setting, advisory lock or prepared statement (psycopg prepares a query
+            # it runs often) behind either way.  DISCARD ALL cannot run in a transaction.
             with contextlib.suppress(psycopg.Error):
                 if not self.autocommit:
                     self.rollback()
                     self.autocommit = True
-                self.execute("RESET ALL")
-                self.execute("SELECT pg_advisory_unlock_all()")
+                self.execute("DISCARD ALL")
         super().close()
 
 
@@ -62,6 +62,10 @@ def connect(target: Target, *, purpose: str = "", autocommit: bool = True, **opt
             conn.pooling, conn.server_pid = pooler.mode(conn, kwargs)
         except psycopg.Error as exc:
             raise ConnectionFailed(f"cannot connect to {target.masked}: {describe(exc, target)}") from None
+        except pooler.PoolBusy as exc:
+            raise ConnectionFailed(f"cannot work through {target.masked} now: {exc}; dbtune needs about "
+                                   "--jobs + 3 server connections from the pool: try again when the application "
+                                   "leaves some free, or connect directly") from None
         if conn.pooling in (pooler.TRANSACTION, pooler.STATEMENT):
             raise PoolerRefused(pooler.refusal(conn.pooling, target.masked), mode=conn.pooling,
                                 endpoint=target.masked)

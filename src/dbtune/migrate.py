@@ -31,6 +31,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError, RevisionError
 from alembic.util.exc import CommandError
 from psycopg import sql
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, PendingRollbackError
 
@@ -205,7 +206,7 @@ class _Run:
             # At base, a revision is about to be recorded: only now does the version table
             # appear, so status, a dry run and a refused destination leave none behind.
             context._ensure_version_table()
-        return self.tracker.follow(planned)
+        return self._restoring(connection, self.tracker.follow(planned))
 
     def _bind(self, connection: Any, context: Any) -> None:
         """Check (or adopt) the database the migration's connection reached; bound its lock waits."""
@@ -239,27 +240,52 @@ class _Run:
         # Every transactional statement waits at most lock_timeout for a lock; the step then
         # rolls back and is retried (see _attempts).  The connection idles while builds run
         # on others: no idle_session_timeout.  Set here, whatever URL env.py connected with,
-        # once per connection, and put back when its revisions have run (see _restoring).
+        # on every bind (a retry's rolled-back transaction took the last set_config with it);
+        # what the connection carried before is read once and put back (see _restoring).
         info = connection.connection.info  # lives as long as the DBAPI connection
+        online = self.options.online
         if _SAVED_KEY not in info:
-            online = self.options.online
-            info[_SAVED_KEY] = session_settings.setup(
-                raw, lock_timeout_ms=int(online.lock_timeout_s * 1000),
-                statement_timeout_ms=None if online.statement_timeout_s is None
+            info[_SAVED_KEY] = session_settings.read(
+                raw, statement_timeout_ms=None if online.statement_timeout_s is None
                 else int(online.statement_timeout_s * 1000))
-            _commit_unless_in_transaction(connection)
+            self._restore_on_checkin(connection)
         self.saved = info[_SAVED_KEY]
+        session_settings.apply(raw, self.saved, lock_timeout_ms=int(online.lock_timeout_s * 1000))
+        _commit_unless_in_transaction(connection)
         if self.want_lock and self.saved.standby:
             raise ConfigError(f"{(self.bound or self.target).masked} is a hot standby (read-only): "
                               "apply and rollback run against the primary; nothing was changed")
 
     def _restoring(self, connection: Any, steps: Iterator[Any]) -> Iterator[Any]:
-        """The steps, then env.py's connection as it was: it may go back to a pool of the application's."""
+        """The steps, then env.py's connection as it was: it may go back to a pool of the application's.
+
+        Alembic pulls the steps one at a time and runs each before pulling the next, so the
+        code after the last one runs once every revision has run.  After a failed revision
+        the transaction is aborted and env.py drops the connection; a pooled one is put back
+        by the pool's checkin (see _restore_on_checkin)."""
         yield from steps
         saved = connection.connection.info.pop(_SAVED_KEY, None)
         if saved is not None and not connection.closed:
             session_settings.restore(drivers.dbapi(connection), saved)
             _commit_unless_in_transaction(connection)
+
+    def _restore_on_checkin(self, connection: Any) -> None:
+        """Put the connection's settings back when it returns to its pool with them still changed (a
+        failed run): after the pool's own rollback, before another checkout.  Best effort: a
+        connection that cannot take a statement then is one the pool discards."""
+        pool = connection.engine.pool
+
+        def checkin(dbapi_connection: Any, record: Any) -> None:
+            saved = record.info.pop(_SAVED_KEY, None)
+            if saved is None or dbapi_connection is None:
+                return
+            with contextlib.suppress(Exception):  # any driver's error: nothing to do but let it go
+                session_settings.restore(dbapi_connection, saved)
+                dbapi_connection.commit()
+
+        if not event.contains(pool, "checkin", checkin):
+            event.listen(pool, "checkin", checkin)
+            self.stack.callback(event.remove, pool, "checkin", checkin)
 
     def _pooled(self, connection: Any) -> None:
         """env.py's connection goes through a pooler: go on only in session pooling (see pooler.py),

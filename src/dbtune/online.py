@@ -178,8 +178,9 @@ WHERE datname = current_database()
   AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)
   AND ((xact_start IS NOT NULL
         AND (state LIKE 'idle in transaction%%' OR now() - xact_start > make_interval(secs => %s)))
-       OR ({_HIDDEN} AND EXISTS (SELECT 1 FROM pg_locks l
-                                 WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted)))
+       OR ({_HIDDEN} AND usesysid IS NOT NULL  -- background workers (autovacuum) hold no snapshot a build waits for
+           AND EXISTS (SELECT 1 FROM pg_locks l
+                       WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted)))
 ORDER BY xact_start
 """
 

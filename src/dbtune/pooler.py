@@ -27,6 +27,7 @@ How it is told, without a privilege or the pooler's console:
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
@@ -57,21 +58,58 @@ def mode(conn: psycopg.Connection, kwargs: dict[str, Any]) -> tuple[str, int]:
     return _MODES[key], server_pid
 
 
+# How long the probe's second client may wait for a server connection of the pool.
+PROBE_WAIT_S = 10.0
+
+
 def _probe(first: psycopg.Connection, first_pid: int, kwargs: dict[str, Any]) -> str:
     # The probe's own client sets nothing and only reads: whatever pool mode, it leaves no trace.
     kwargs = {**kwargs, "application_name": "dbtune pooler probe"}
     with psycopg.connect(autocommit=False, **kwargs) as second:
-        try:
-            second_pid = _pid(second)  # psycopg opens a transaction first
-        except psycopg.Error:
-            return STATEMENT  # "transaction blocks not allowed in statement pooling mode"
+        # A full pool makes a client wait for a server (PgBouncer's query_wait_timeout is two
+        # minutes, and it ignores a cancel request from a client still waiting): bound the wait
+        # here by asking from a thread, and closing the connection under it when time is up.
+        answer: list[int | psycopg.Error] = []
+
+        def ask() -> None:
+            try:
+                answer.append(_pid(second))  # psycopg opens a transaction first
+            except psycopg.Error as exc:
+                answer.append(exc)
+
+        thread = threading.Thread(target=ask, name="dbtune-pooler-probe", daemon=True)
+        thread.start()
+        thread.join(PROBE_WAIT_S)
+        if not answer:
+            second.close()
+            thread.join(1.0)
+            raise PoolBusy(f"a connection pooler is in front, and its pool had no free server connection "
+                           f"within {PROBE_WAIT_S:g}s to tell its pooling mode")
+        if isinstance(answer[0], psycopg.Error):
+            # Every pooler error is 08P01 (protocol violation): only the pooler's own text tells
+            # statement pooling apart from a pool that timed out the wait itself.
+            if "statement pooling" in str(answer[0]):
+                return STATEMENT
+            raise PoolBusy(f"a connection pooler is in front, and it refused the probe that tells its pooling "
+                           f"mode ({_first_line(answer[0])})")
+        second_pid = answer[0]
         if second_pid == first_pid:
             return TRANSACTION
-        for _ in range(3):
+        # Under transaction pooling with servers handed out in turn, the first client's next
+        # statements land on other servers; under session pooling never.
+        for _ in range(5):
             if _pid(first) != first_pid:
                 return TRANSACTION
         second.rollback()
     return SESSION
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PoolBusy(Exception):
+    """The pooler's pool was full while the probe waited: the mode cannot be told now."""
 
 
 def refusal(mode: str, where: str) -> str:

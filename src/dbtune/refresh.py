@@ -31,7 +31,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import db, refresh_history as history
+from . import db
+from . import refresh_history as history
 from .errors import ConfigError, DbtuneError, LockBusy
 from .locking import Backoff, run_lock, set_lock_timeout
 from .output import Output

@@ -136,7 +136,8 @@ def _check_reachable(folder: Path, user: str) -> None:
 
 def _unreachable(user: str, *parts: Path) -> ServerError:
     return ServerError(f"the server runs as '{user}' (PostgreSQL refuses root), which cannot enter "
-                       f"{' nor '.join(map(str, dict.fromkeys(parts)))}; put the server in a directory that user can reach")
+                       f"{' nor '.join(map(str, dict.fromkeys(parts)))}; "
+                       "put the server in a directory that user can reach")
 
 
 def _existing(folder: Path) -> Path:

@@ -18,11 +18,12 @@ from psycopg import sql
 
 from . import drivers
 
-_READ = ("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
-         "current_setting('idle_session_timeout', true), "
-         "(SELECT source FROM pg_settings WHERE name = 'statement_timeout'), "
-         "current_setting('default_transaction_read_only'), "
-         "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only'), pg_is_in_recovery()")
+# Each setting dbtune may change on the connection: its value now and where it comes from.
+_MANAGED = ("lock_timeout", "statement_timeout", "idle_session_timeout")
+_READ = sql.SQL("SELECT name, current_setting(name), source FROM pg_settings WHERE name = ANY({}) "
+                "UNION ALL SELECT 'default_transaction_read_only', current_setting('default_transaction_read_only'), "
+                "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only') "
+                "UNION ALL SELECT 'in_recovery', pg_is_in_recovery()::text, ''")
 
 # pg_settings.source, as a DBA would say it.
 _SOURCES = {
@@ -39,39 +40,71 @@ _SOURCES = {
 
 @dataclass
 class Saved:
-    """The settings dbtune changed on one connection, with the values they had."""
+    """What the connection carried before dbtune set anything: value and source of each setting."""
 
-    before: dict[str, str] = field(default_factory=dict)
-    statement_timeout: str = "0"
-    statement_timeout_source: str = "default"
-    read_only_source: str | None = None  # where default_transaction_read_only = on comes from, if it is
-    standby: bool = False
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (value, pg_settings.source)
+    statement_timeout_ms: int | None = None  # --statement-timeout, if given
+
+    @property
+    def statement_timeout(self) -> str:
+        if self.statement_timeout_ms is not None:
+            return f"{self.statement_timeout_ms}ms"
+        return self.values.get("statement_timeout", ("0", "default"))[0]
+
+    @property
+    def statement_timeout_source(self) -> str:
+        if self.statement_timeout_ms is not None:
+            return "--statement-timeout"
+        return self.values.get("statement_timeout", ("0", "default"))[1]
+
+    @property
+    def read_only_source(self) -> str | None:
+        value, source = self.values.get("default_transaction_read_only", ("off", ""))
+        return source if value == "on" else None
+
+    @property
+    def standby(self) -> bool:
+        return self.values.get("in_recovery", ("false", ""))[0] == "true"
 
 
-def setup(raw: Any, *, lock_timeout_ms: int, statement_timeout_ms: int | None) -> Saved:
-    """Bound lock waits, keep the idle connection alive, and apply --statement-timeout, if given;
-    return what to put back."""
-    row = drivers.query_one(raw, _READ)
-    assert row is not None
-    lock_timeout, statement_timeout, idle_session_timeout, source, read_only, read_only_source, standby = row
-    wanted = {"lock_timeout": f"{lock_timeout_ms}ms"}
-    if idle_session_timeout is not None:  # PostgreSQL 14+: builds run on other connections while this one idles
+def read(raw: Any, *, statement_timeout_ms: int | None) -> Saved:
+    """The connection's settings before dbtune sets any (read once per connection)."""
+    query = _READ.format(sql.Literal(list(_MANAGED)))
+    cursor = raw.cursor()
+    try:
+        cursor.execute(query.as_string())
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return Saved(values={str(r[0]): (str(r[1]), str(r[2])) for r in rows}, statement_timeout_ms=statement_timeout_ms)
+
+
+def apply(raw: Any, saved: Saved, *, lock_timeout_ms: int) -> None:
+    """Bound lock waits, keep the idle connection alive, and the run's statement_timeout: on every
+    bind, since a rolled-back transaction takes a set_config of its own with it."""
+    wanted = {"lock_timeout": f"{lock_timeout_ms}ms", "statement_timeout": saved.statement_timeout}
+    if "idle_session_timeout" in saved.values:  # PostgreSQL 14+: builds run elsewhere while this one idles
         wanted["idle_session_timeout"] = "0"
-    if statement_timeout_ms is not None:
-        wanted["statement_timeout"] = f"{statement_timeout_ms}ms"
-    current = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout,
-               "idle_session_timeout": idle_session_timeout}
     _set(raw, wanted)
-    saved = Saved(before={name: str(current[name]) for name in wanted},
-                  statement_timeout=str(statement_timeout), statement_timeout_source=str(source),
-                  read_only_source=str(read_only_source) if read_only == "on" else None, standby=bool(standby))
-    if statement_timeout_ms is not None:
-        saved.statement_timeout, saved.statement_timeout_source = wanted["statement_timeout"], "--statement-timeout"
-    return saved
 
 
 def restore(raw: Any, saved: Saved) -> None:
-    _set(raw, saved.before)
+    """Each setting as it was: its own value where env.py had set it on the connection, else RESET,
+    so that it comes from the role, the database or the server again, as it did."""
+    own = {name: value for name, (value, source) in saved.values.items()
+           if name in _MANAGED and source in ("session", "client")}
+    _set(raw, own)
+    for name in _MANAGED:
+        if name in saved.values and name not in own:
+            _reset(raw, name)
+
+
+def _reset(raw: Any, name: str) -> None:
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql.SQL("RESET {}").format(sql.Identifier(name)).as_string())
+    finally:
+        cursor.close()
 
 
 def _set(raw: Any, values: dict[str, str]) -> None:
