@@ -43,11 +43,11 @@ from psycopg import sql
 from tabulate import tabulate
 
 import dbtune as dbtune_package
-from dbtune.output import Output
-from dbtune.resources import sql_path
+from dbtune.core.output import Output
+from dbtune.core.resources import sql_path
 from dbtune.seed import seed
-from dbtune.server import LocalServer, throwaway_server
-from dbtune.statements import read_index_file
+from dbtune.servers.throwaway import LocalServer, throwaway_server
+from dbtune.sqltext.statements import read_index_file
 
 from . import docs
 from .chain import chain_report, run_chain
@@ -181,8 +181,8 @@ def run(scale: float, rate: float, refresh_rounds: int) -> dict[str, object]:
 def verify_speedups(dsn: str, env: dict[str, str]) -> list[dict[str, object]]:
     """Each shipped check's execution time before the indexes and after them."""
     try:
-        from dbtune.settings import Target
-        from dbtune.verify import verify
+        from dbtune.core.settings import Target
+        from dbtune.verify.runner import verify
     except ImportError:
         return []
     target = Target.parse(dsn, "bench")

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 from tabulate import tabulate
 
-from dbtune.server import throwaway_server
+from dbtune.servers.throwaway import throwaway_server
 
 REVISIONS = 300
 HEAD = f"r{REVISIONS:03d}"

@@ -18,10 +18,10 @@ import psycopg
 from psycopg import sql
 from tabulate import tabulate
 
-from dbtune.output import Output
+from dbtune.core.output import Output
 from dbtune.seed import seed
-from dbtune.server import throwaway_server
-from dbtune.statements import read_index_file
+from dbtune.servers.throwaway import throwaway_server
+from dbtune.sqltext.statements import read_index_file
 
 TARGET_RSS_MB = 150.0
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from tabulate import tabulate
 
-from dbtune.monitoring import SCHEMA
+from dbtune.monitoring.views import SCHEMA
 
 
 def _views(dsn: str) -> list[str]:

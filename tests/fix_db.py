@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune.errors import ServerError
-from dbtune.server import find_bindir, throwaway_server
+from dbtune.core.errors import ServerError
+from dbtune.servers.throwaway import find_bindir, throwaway_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

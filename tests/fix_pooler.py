@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from dbtune.server import _free_port, _run_as
+from dbtune.servers.throwaway import _free_port, _run_as
 from tests.fix_db import Server
 
 PACKAGE_HINT = "PgBouncer is not installed: install Debian's pgbouncer package (apt-get install pgbouncer)"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.server import LocalServer, find_bindir
+from dbtune.servers.throwaway import LocalServer, find_bindir
 from tests.fix_cli import run_cli
 from tests.fix_db import _kinds
 
@@ -214,7 +214,7 @@ def test_a_scratch_database_on_a_given_server_is_dropped_afterwards(pg_server, t
 
 
 def test_keep_leaves_the_throwaway_server_running_and_prints_its_dsn(tmp_path: Path) -> None:
-    from dbtune.server import servable
+    from dbtune.servers.throwaway import servable
 
     code, report, err = check(project(tmp_path, USERS), "--keep")
     assert code == 0, failed(report)

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune import pgconf
-from dbtune.server import THROWAWAY_SHAPE, throwaway_server
+from dbtune.servers.throwaway import THROWAWAY_SHAPE, throwaway_server
+from dbtune.tuning import pgconf
 from tests.fix_cli import run_cli
 from tests.fix_db import _kinds
 

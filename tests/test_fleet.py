@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.server import throwaway_server
+from dbtune.servers.throwaway import throwaway_server
 from tests.fix_cli import run_cli, scalar
 from tests.fix_db import _kinds
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.locking import LOCK_KEY
+from dbtune.core.runlock import LOCK_KEY
 from tests.fix_cli import dbtune_process, released_after, run_cli, scalar
 from tests.test_online import Blocker, index_state, wait_until
 from tests.test_own_migrations import project

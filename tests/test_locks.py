@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.locks import classify, describe
+from dbtune.sqltext.lockmodes import classify, describe
 from tests.fix_cli import run_cli, scalar
 from tests.test_own_migrations import project
 

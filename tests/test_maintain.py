@@ -6,7 +6,7 @@ import threading
 
 import psycopg
 
-from dbtune.maintain import LOCK_KEY
+from dbtune.maintenance.maintain import LOCK_KEY
 from tests.fix_cli import run_cli, scalar
 from tests.test_online import Blocker, cancelled_build, index_state, wait_until
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune.locking import LOCK_KEY, Backoff
+from dbtune.core.runlock import LOCK_KEY, Backoff
 from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, released_after, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
@@ -237,10 +237,10 @@ def test_lock_timeout_gives_up_after_retries(database: str) -> None:
     assert run_cli("apply", "--database-url", database, *OWN, "--to", "a2").exit_code == 0
     with psycopg.connect(database) as reader:
         reader.execute("SELECT count(*) FROM customers")
-        from dbtune import migrate
-        from dbtune.online import OnlineOptions
-        from dbtune.output import Output
-        from dbtune.settings import resolve_migrations, resolve_target
+        from dbtune.core.output import Output
+        from dbtune.core.settings import resolve_migrations, resolve_target
+        from dbtune.migration import runner as migrate
+        from dbtune.online.engine import OnlineOptions
 
         options = migrate.RunOptions(online=OnlineOptions(out=Output(quiet=True), lock_timeout_s=0.1,
                                                           backoff=Backoff(retries=2, base_s=0.05)))

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from dbtune.errors import BuildBlocked, DbtuneError, MigrationFailed
-from dbtune.locking import Backoff
-from dbtune.online import Engine, OnlineOptions, next_build
-from dbtune.output import Output
-from dbtune.settings import Target
-from dbtune.statements import IndexStatement, parse_index_statement
+from dbtune.core.errors import BuildBlocked, DbtuneError, MigrationFailed
+from dbtune.core.output import Output
+from dbtune.core.runlock import Backoff
+from dbtune.core.settings import Target
+from dbtune.online.engine import Engine, OnlineOptions, next_build
+from dbtune.sqltext.statements import IndexStatement, parse_index_statement
 from tests.fix_cli import OWN_MIGRATIONS, dbtune_process, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from dbtune.output import Output
+from dbtune.core.output import Output
 
 
 class Terminal(io.StringIO):
@@ -45,7 +45,7 @@ def test_quiet_keeps_warnings_and_results() -> None:
 
 
 def test_report_tables_fit_120_columns_with_units_and_right_aligned_numbers() -> None:
-    from dbtune.output import Column, render_grid
+    from dbtune.core.output import Column, render_grid
 
     rows = [{"query": "SELECT " + "x, " * 200 + "1\n  FROM t", "size": 123456789, "mean": 1234.5, "n": 7},
             {"query": "SELECT 1", "size": 10, "mean": 0.25, "n": 12345}]
@@ -61,7 +61,7 @@ def test_report_tables_fit_120_columns_with_units_and_right_aligned_numbers() ->
 
 
 def test_comments_are_cut_where_postgresql_finds_them() -> None:
-    from dbtune.statements import strip_comments
+    from dbtune.sqltext.statements import strip_comments
 
     text = ("-- verify: SELECT 1 -- not code\nCREATE INDEX CONCURRENTLY ix ON t (a) /* a /* nested */ comment */ "
             "WHERE note <> '--kept' AND name = 'é' AND body = $$/* kept */$$; -- tail")

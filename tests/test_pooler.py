@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune import pooler
+from dbtune.core import pooler
 from tests.fix_cli import run_cli, scalar
 from tests.fix_db import OwnedDatabase
 from tests.test_online import Blocker
@@ -137,8 +137,8 @@ def test_env_pys_connection_is_put_back_as_it_was_after_success_and_failure(
 
 
 def test_prepared_statements_never_reach_the_next_client(owned_database: OwnedDatabase, pgbouncer) -> None:
-    from dbtune import db
-    from dbtune.settings import Target
+    from dbtune.core import db
+    from dbtune.core.settings import Target
 
     bouncer = pgbouncer("session", pool_size=2, reset_query="")
     url = bouncer.url(owned_database.url)

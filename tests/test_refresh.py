@@ -11,7 +11,7 @@ import zlib
 import psycopg
 import pytest
 
-from dbtune.refresh import _LOCK_BASE
+from dbtune.maintenance.refresh import _LOCK_BASE
 from tests.fix_cli import ROOT, run_cli, scalar
 from tests.test_online import wait_until
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune import monitoring
-from dbtune.server import throwaway_server
+from dbtune.monitoring import views as monitoring
+from dbtune.servers.throwaway import throwaway_server
 from tests.fix_cli import run_cli, scalar
 from tests.fix_db import _kinds
 from tests.test_online import wait_until

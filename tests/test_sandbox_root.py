@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dbtune.sandbox import _load
+from dbtune.servers.sandbox import _load
 from tests.fix_cli import ROOT, Result, scalar
 from tests.fix_db import _kinds
 

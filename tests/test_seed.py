@@ -19,9 +19,9 @@ import pytest
 import sqlparse
 from psycopg import sql
 
-from dbtune.errors import ConfigError, DbtuneError
-from dbtune.output import Output
-from dbtune.resources import sql_path
+from dbtune.core.errors import ConfigError, DbtuneError
+from dbtune.core.output import Output
+from dbtune.core.resources import sql_path
 from dbtune.seed import SEEDED_TABLES, seed
 from tests.fix_cli import run_cli
 

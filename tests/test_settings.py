@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dbtune.errors import ConfigError
-from dbtune.settings import resolve_migrations, resolve_target
+from dbtune.core.errors import ConfigError
+from dbtune.core.settings import resolve_migrations, resolve_target
 from tests.fix_cli import OWN_MIGRATIONS
 
 

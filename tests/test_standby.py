@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune.server import LocalServer, _free_port, _run_as, server_home, throwaway_server
+from dbtune.servers.throwaway import LocalServer, _free_port, _run_as, server_home, throwaway_server
 from tests.fix_cli import run_cli, scalar
 from tests.fix_db import _kinds
 from tests.test_online import wait_until

@@ -16,13 +16,21 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import BuildBlocked, ConfigError, ConnectionFailed, DbtuneError, LockBusy, MigrationFailed, ServerError
+from .core.errors import (
+    BuildBlocked,
+    ConfigError,
+    ConnectionFailed,
+    DbtuneError,
+    LockBusy,
+    MigrationFailed,
+    ServerError,
+)
 
 _LAZY = {
-    "apply": "migrate", "rollback": "migrate", "status": "migrate", "RunOptions": "migrate",
-    "OnlineOptions": "online", "Engine": "online",
-    "resolve_target": "settings", "resolve_migrations": "settings", "Target": "settings",
-    "Output": "output", "seed": "seed", "throwaway_server": "server",
+    "apply": "migration.runner", "rollback": "migration.runner", "status": "migration.runner",
+    "RunOptions": "migration.runner", "OnlineOptions": "online.engine", "Engine": "online.engine",
+    "resolve_target": "core.settings", "resolve_migrations": "core.settings", "Target": "core.settings",
+    "Output": "core.output", "seed": "seed", "throwaway_server": "servers.throwaway",
 }
 
 __all__ = ["BuildBlocked", "ConfigError", "ConnectionFailed", "DbtuneError", "LockBusy", "MigrationFailed",

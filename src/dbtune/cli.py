@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_BLOCKED, EXIT_BUSY, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, DbtuneError
+from .core.errors import EXIT_BLOCKED, EXIT_BUSY, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, DbtuneError
 
 EXIT_CODES = f"""\b
 Exit codes:
@@ -48,7 +48,7 @@ class DbtuneGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, the traceback with --debug
             if _debug(ctx):
                 raise
-            from .settings import scrub
+            from .core.settings import scrub
 
             click.echo(f"error: unexpected {type(exc).__name__}: {scrub(str(exc)).splitlines()[0] if str(exc) else ''}"
                        " (run again with --debug for the traceback, and report it)", err=True)
@@ -204,21 +204,21 @@ def _run_fleet(verb: str, fleet: dict[str, Any], values: dict[str, Any]) -> None
 
 
 def _output(quiet: bool = False, no_progress: bool = False) -> Any:
-    from .output import Output
+    from .core.output import Output
 
     return Output(quiet=quiet, show_progress=not no_progress)
 
 
 def _target(database_url: str | None) -> Any:
-    from .settings import resolve_target
+    from .core.settings import resolve_target
 
     return resolve_target(database_url)
 
 
 def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_workers: int, lock_timeout: float,
                  statement_timeout: float | None, wait_for_lock: bool) -> Any:
-    from .migrate import RunOptions
-    from .online import OnlineOptions
+    from .migration.runner import RunOptions
+    from .online.engine import OnlineOptions
 
     online = OnlineOptions(jobs=jobs, max_wait=max_wait, maintenance_workers=maintenance_workers,
                            lock_timeout_s=lock_timeout, statement_timeout_s=statement_timeout, out=out)
@@ -246,8 +246,8 @@ Examples:
 def apply(to: str, database_url: str | None, migrations: str | None, dry_run: bool, quiet: bool,
           no_progress: bool, **online: Any) -> None:
     """Upgrade the database to a revision, building indexes without blocking writes."""
-    from . import migrate
-    from .settings import resolve_migrations
+    from .core.settings import resolve_migrations
+    from .migration import runner as migrate
 
     out = _output(quiet, no_progress)
     options = _run_options(out, **online)
@@ -269,8 +269,8 @@ Examples:
 def rollback(steps: int | None, to: str | None, database_url: str | None, migrations: str | None,
              dry_run: bool, quiet: bool, no_progress: bool, **online: Any) -> None:
     """Downgrade the database; with no option, undo the most recent revision."""
-    from . import migrate
-    from .settings import resolve_migrations
+    from .core.settings import resolve_migrations
+    from .migration import runner as migrate
 
     out = _output(quiet, no_progress)
     options = _run_options(out, **online)
@@ -289,8 +289,8 @@ Examples:
 @fleet_options("status")
 def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
     """Show the server version, current revision and pending revisions."""
-    from . import migrate
-    from .settings import resolve_migrations
+    from .core.settings import resolve_migrations
+    from .migration import runner as migrate
 
     out = _output()
     result = migrate.status(_target(database_url), resolve_migrations(migrations))
@@ -324,7 +324,7 @@ Examples:
 @connection_options
 def seed(scale: float, replace: bool, quiet: bool, database_url: str | None) -> None:
     """Fill the reference schema with deterministic, realistic data (for demos and tests)."""
-    from . import db
+    from .core import db
     from .seed import seed as run_seed
 
     out = _output(quiet)
@@ -370,8 +370,8 @@ def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: 
            baseline: Path | None, compare: Path | None, max_regression: float, fmt: str,
            database_url: str | None) -> None:
     """Prove with EXPLAIN that each index serves its query. Exit 1 if any check fails."""
-    from . import verify as v
-    from .checks import default_check_dirs
+    from .verify import runner as v
+    from .verify.checks import default_check_dirs
 
     dirs = list(check_dirs) + (default_check_dirs() if shipped or not check_dirs else [])
     out = _output()
@@ -422,15 +422,15 @@ def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older
             timeout: float | None, jobs: int, keep: int, show_status: bool, setup: bool, grant: tuple[str, ...],
             fmt: str, quiet: bool, database_url: str | None) -> None:
     """Refresh materialized views, CONCURRENTLY whenever possible, from cron or by hand."""
-    from . import refresh as r
-    from .errors import ConfigError, LockBusy
+    from .core.errors import ConfigError, LockBusy
+    from .maintenance import refresh as r
 
     out = _output(quiet)
     target = _target(database_url)
     if grant and not setup:
         raise ConfigError("--grant goes with --setup")
     if setup:
-        from .refresh_history import setup as setup_history
+        from .maintenance.history import setup as setup_history
 
         for line in setup_history(target, list(grant)):
             out.info(line)
@@ -488,8 +488,8 @@ def maintain(dry_run: bool, only: str | None, stale_fraction: float, bloat_pct: 
              max_wait: float | None, lock_timeout: float, no_progress: bool, quiet: bool,
              database_url: str | None) -> None:
     """ANALYZE stale tables, rebuild INVALID and bloated indexes concurrently; never VACUUM FULL or CLUSTER."""
-    from . import maintain as m
-    from .online import OnlineOptions
+    from .maintenance import maintain as m
+    from .online.engine import OnlineOptions
 
     out = _output(quiet, no_progress)
     options = m.Options(only=only, stale_fraction=stale_fraction, bloat_pct=bloat_pct,
@@ -524,7 +524,7 @@ Example:
 @sandbox_dir
 def sandbox_start(kind: str, directory: Path) -> None:
     """Start the sandbox server and print its URL."""
-    from . import sandbox as sb
+    from .servers import sandbox as sb
 
     info = sb.start(kind, directory)
     click.echo(f"{'started' if info.started else 'already running'}: PostgreSQL {info.version}", err=True)
@@ -540,7 +540,7 @@ Example:
 @sandbox_dir
 def sandbox_url(directory: Path) -> None:
     """Print the running sandbox's URL."""
-    from . import sandbox as sb
+    from .servers import sandbox as sb
 
     click.echo(sb.url(directory))
 
@@ -552,7 +552,7 @@ Example:
 @sandbox_dir
 def sandbox_stop(directory: Path) -> None:
     """Stop the sandbox server and delete its data."""
-    from . import sandbox as sb
+    from .servers import sandbox as sb
 
     click.echo("stopped and removed" if sb.stop(directory) else "no sandbox here", err=True)
 
@@ -596,7 +596,7 @@ def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_tab
            dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None,
            install_views: bool, database_url: str | None) -> None:
     """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
-    from . import report as r
+    from .monitoring import report as r
 
     out = _output()
     target = _target(database_url)
@@ -646,7 +646,7 @@ def machine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def config_render(memory: str | None, cpus: int | None, storage: str, workload: str, connections: int | None,
                   pg_version: int | None, output: Path | None, force: bool) -> None:
     """Print postgresql.conf.template filled in for the machine."""
-    from . import pgconf
+    from .tuning import pgconf
 
     shape = pgconf.machine(memory, cpus, storage, workload, connections, pg_version)
     text = pgconf.render(shape)
@@ -668,7 +668,7 @@ def config_diff(memory: str | None, cpus: int | None, storage: str, workload: st
                 pg_version: int | None, fmt: str, fail_on_drift: bool, emit_alter_system: bool,
                 database_url: str | None) -> None:
     """Compare a running server's settings with the recommended ones, in each setting's unit."""
-    from . import pgconf
+    from .tuning import pgconf
 
     out = _output()
     report = pgconf.drift(_target(database_url), memory, cpus, storage, workload, connections, pg_version)
@@ -729,7 +729,7 @@ def check_command(migrations: str | None, database_url: str | None, pg_bin: Path
     """Prove a migrations directory safe against a throwaway PostgreSQL, for CI."""
     from .check import CheckOptions, check, parse_url_env
     from .check.report import render, write_junit
-    from .settings import Target, project_settings, resolve_migrations
+    from .core.settings import Target, project_settings, resolve_migrations
 
     project, _ = project_settings()
     checks_setting = project.get("checks")

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError
-from .output import Output
-from .settings import Target, scrub
+from .core.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError
+from .core.output import Output
+from .core.settings import Target, scrub
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ def render(report: FleetReport, out: Output, fmt: str = "table") -> None:
     if fmt == "json":
         out.json(report.as_dict())
         return
-    from .output import Column
+    from .core.output import Column
 
     out.grid([asdict(r) for r in report.results],
              [Column("name", "target"), Column("server", "server"), Column("before", "before"),

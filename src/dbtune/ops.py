@@ -22,12 +22,13 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from . import db, drivers
-from .errors import DbtuneError
-from .online import Engine, OnlineOptions
-from .resources import sql_path
-from .settings import Target
-from .statements import IndexStatement, parse_index_statement, read_index_file, split_sql
+from .core import db
+from .core.errors import DbtuneError
+from .core.resources import sql_path
+from .core.settings import Target
+from .migration import drivers
+from .online.engine import Engine, OnlineOptions
+from .sqltext.statements import IndexStatement, parse_index_statement, read_index_file, split_sql
 
 # config.attributes key under which `dbtune apply` passes its run options.
 OPTIONS_KEY = "dbtune.online"
@@ -193,7 +194,7 @@ def _run_in_migration(statement: str) -> list[Any]:
 
 def create_monitoring_views() -> None:
     """The sql/monitoring views, written for this server (see monitoring.py), readable by pg_monitor."""
-    from . import monitoring
+    from .monitoring import views as monitoring
 
     if context.is_offline_mode():
         monitoring.create_views(_run_in_migration, monitoring.NEWEST, check=False, replace=False)
@@ -206,6 +207,6 @@ def create_monitoring_views() -> None:
 
 
 def drop_monitoring_views() -> None:
-    from . import monitoring
+    from .monitoring import views as monitoring
 
     monitoring.drop_views(_run_in_migration)

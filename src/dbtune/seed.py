@@ -26,11 +26,11 @@ import psycopg
 import sqlparse
 from psycopg import sql
 
-from .errors import ConfigError, DbtuneError
-from .resources import sql_path
+from .core.errors import ConfigError, DbtuneError
+from .core.resources import sql_path
 
 if TYPE_CHECKING:
-    from .output import Output
+    from .core.output import Output
 
 # The tables the seed fills, in load order (referenced tables first), with the
 # file that fills each.

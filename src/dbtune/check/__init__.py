@@ -40,9 +40,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..errors import ConfigError, DbtuneError
-from ..output import Output
-from ..settings import Migrations, Target
+from ..core.errors import ConfigError, DbtuneError
+from ..core.output import Output
+from ..core.settings import Migrations, Target
 
 STEPS = ("server", "revisions", "lint", "upgrade", "verify", "round trip", "views")
 SEED_SCALE = 0.01  # 10,000 orders: seconds to load
@@ -141,8 +141,8 @@ class CheckOptions:
 @contextlib.contextmanager
 def _database(options: CheckOptions, report: CheckReport, out: Output) -> Iterator[Target]:
     """A database to check on, removed afterwards (unless --keep)."""
-    from .. import db
-    from ..server import find_bindir, throwaway_server
+    from ..core import db
+    from ..servers.throwaway import find_bindir, throwaway_server
 
     if options.database_url is not None:
         admin = options.database_url
@@ -248,8 +248,9 @@ def _env_py_reaches(target: Target, migrations: Migrations) -> None:
     from alembic.runtime.environment import EnvironmentContext
     from sqlalchemy.exc import OperationalError
 
-    from .. import db, drivers
-    from ..migrate import alembic_config
+    from ..core import db
+    from ..migration import drivers
+    from ..migration.runner import alembic_config
 
     def reached(heads: Any, context: Any) -> list[Any]:
         raw = drivers.dbapi(context.connection)
@@ -290,7 +291,7 @@ def _elsewhere(what: str) -> ConfigError:
 def _script(target: Target, migrations: Migrations) -> Any:
     from alembic.script import ScriptDirectory
 
-    from ..migrate import alembic_config
+    from ..migration.runner import alembic_config
 
     return ScriptDirectory.from_config(alembic_config(target, migrations))
 
@@ -358,7 +359,7 @@ def lint_step(step: Step, target: Target, migrations: Migrations, revisions: lis
               options: CheckOptions, linted: list[Any]) -> None:
     from alembic import command
 
-    from ..migrate import alembic_config
+    from ..migration.runner import alembic_config
     from . import lint
 
     def render(span: str) -> str:
@@ -419,16 +420,16 @@ def _revisions(n: int) -> str:
 
 
 def _quiet_options() -> Any:
-    from ..migrate import RunOptions
-    from ..online import OnlineOptions
+    from ..migration.runner import RunOptions
+    from ..online.engine import OnlineOptions
 
     return RunOptions(online=OnlineOptions(out=Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True,
                                                       show_progress=False), max_wait=120))
 
 
 def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
-    from .. import db
-    from ..migrate import apply
+    from ..core import db
+    from ..migration.runner import apply
 
     try:
         apply(target, migrations, "head", options=_quiet_options())
@@ -448,8 +449,8 @@ def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
 
 
 def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[Path] | None) -> None:
-    from ..checks import default_check_dirs
-    from ..verify import verify
+    from ..verify.checks import default_check_dirs
+    from ..verify.runner import verify
 
     if dirs is None:
         if not migrations.bundled:
@@ -459,7 +460,7 @@ def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[P
     if migrations.bundled:
         # On empty tables every index costs the same and the planner picks any; a few
         # thousand rows of the reference data (and their statistics) make the choice real.
-        from .. import db
+        from ..core import db
         from ..seed import seed
 
         with db.connect(target, purpose="check", autocommit=False) as conn:
@@ -477,8 +478,8 @@ def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[P
 
 def round_trip_step(step: Step, target: Target, migrations: Migrations, revisions: list[Any],
                     progress: Callable[[str], None]) -> None:
-    from .. import db
-    from ..migrate import apply, rollback
+    from ..core import db
+    from ..migration.runner import apply, rollback
     from .schema import differences, read
 
     def snapshot() -> dict[tuple[str, str], str]:
@@ -521,8 +522,9 @@ def round_trip_step(step: Step, target: Target, migrations: Migrations, revision
 
 
 def views_step(step: Step, target: Target) -> None:
-    from .. import db, monitoring
-    from ..refresh import Options, refresh
+    from ..core import db
+    from ..maintenance.refresh import Options, refresh
+    from ..monitoring import views as monitoring
 
     quiet = Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True, show_progress=False)
     try:
@@ -563,7 +565,7 @@ def check(migrations: Migrations, options: CheckOptions | None = None, out: Outp
         except DbtuneError as exc:
             step.fail(name, str(exc))
         except psycopg.Error as exc:
-            from ..db import describe
+            from ..core.db import describe
 
             step.fail(name, describe(exc))
         step.seconds = round(time.monotonic() - started, 2)

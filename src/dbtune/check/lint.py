@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import locks
+from ..sqltext import lockmodes as locks
 
 # squawk rules dbtune overrules: dbtune apply sets lock_timeout on every transactional
 # statement and bounds concurrent builds with --max-wait, Alembic revisions are
@@ -91,7 +91,7 @@ def split_rendered(text: str) -> Rendered:
 
 def _statements(text: str) -> list[tuple[int, str]]:
     """Each statement of ``text`` with the line it starts on (comments before it included)."""
-    from ..statements import split_sql
+    from ..sqltext.statements import split_sql
 
     found, cursor = [], 0
     for statement in split_sql(text):
@@ -234,7 +234,7 @@ def squawk_binary() -> str | None:
 def squawk_rules(rendered: Rendered, reads: list[_Read], fail_on_compatibility: bool = False) -> list[Finding]:
     binary = squawk_binary()
     if binary is None:
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         raise ConfigError("squawk is not installed: pip install squawk-cli (dbtune check lints with it)")
     # One file per revision: squawk treats a table created earlier in the same file as new, and
@@ -254,7 +254,7 @@ def squawk_rules(rendered: Rendered, reads: list[_Read], fail_on_compatibility: 
     try:
         raw = json.loads(done.stdout or "[]")
     except json.JSONDecodeError:
-        from ..errors import DbtuneError
+        from ..core.errors import DbtuneError
 
         raise DbtuneError(f"squawk failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}") from None
     findings = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..output import Output
+from ..core.output import Output
 from . import CheckReport, Step
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 KB_PER = {"kB": 1, "MB": 1024, "GB": 1024 ** 2, "TB": 1024 ** 3}
 STORAGE = ("ssd", "hdd", "san")
@@ -214,7 +214,7 @@ def _text(key: str, value: Any) -> str:
 
 def render(shape: Machine, template: str | None = None) -> str:
     """The template filled for ``shape``."""
-    from .resources import bundled
+    from ..core.resources import bundled
 
     text = template if template is not None else bundled("postgresql.conf.template").read_text()
     values = settings(shape)
@@ -439,7 +439,7 @@ def drift(target: Any, memory: str | None = None, cpus: int | None = None, stora
 
     Memory and CPUs not given are this machine's, and only when the server runs here.
     """
-    from . import db
+    from ..core import db
 
     with db.connect(target, purpose="config diff") as conn:
         sized_for = _sized_for(conn, memory, cpus)

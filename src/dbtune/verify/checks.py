@@ -26,8 +26,8 @@ from pathlib import Path
 
 import sqlparse
 
-from .errors import ConfigError
-from .resources import sql_path
+from ..core.errors import ConfigError
+from ..core.resources import sql_path
 
 # Node types that read an index; EXPLAIN names the index in their "Index Name".
 INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ServerError
+from ..core.errors import ServerError
 
 SERVER_USER = "postgres"
 # Settings for a server whose data we never keep: durability off buys speed.
@@ -93,7 +93,7 @@ def server_version(bindir: Path) -> str:
 
 def render_template(bindir: Path) -> str:
     """postgresql.conf.template rendered for a throwaway server of the binaries' major version."""
-    from . import pgconf
+    from ..tuning import pgconf
 
     major = int(server_version(bindir).split(".")[0])
     return pgconf.render(pgconf.machine(**THROWAWAY_SHAPE, pg_version=major))  # type: ignore[arg-type]

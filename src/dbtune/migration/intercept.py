@@ -26,13 +26,13 @@ from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 
+from ..core.errors import ConfigError, MigrationFailed
+from ..core.output import Output
+from ..core.runlock import RunLock, set_lock_timeout
+from ..core.settings import Target
+from ..online.engine import Engine, OnlineOptions, build_statement_timeout_ms
+from ..sqltext.statements import IndexStatement, must_run_outside_transaction, parse_index_statement, retarget
 from . import drivers
-from .errors import ConfigError, MigrationFailed
-from .locking import RunLock, set_lock_timeout
-from .online import Engine, OnlineOptions, build_statement_timeout_ms
-from .output import Output
-from .settings import Target
-from .statements import IndexStatement, must_run_outside_transaction, parse_index_statement, retarget
 
 # Cheap first look: only statements with one of these words can need the engine.
 _MAYBE_OUTSIDE = re.compile(r"CONCURRENTLY|VACUUM|DATABASE|SYSTEM", re.IGNORECASE)

@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import db
-from .errors import ConfigError
-from .session_settings import _SOURCES
-from .settings import Target
+from ..core import db
+from ..core.errors import ConfigError
+from ..core.settings import Target
+from ..migration.session_settings import _SOURCES
 
 SCHEMA = "dbtune"
 HISTORY = "refresh_history"

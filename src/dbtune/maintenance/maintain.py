@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from . import db
-from .locking import run_lock
-from .online import BUILDING_ON, Engine, OnlineOptions, analyze_tables
-from .output import Output
-from .settings import Target
-from .statements import parse_index_statement
+from ..core import db
+from ..core.output import Output
+from ..core.runlock import run_lock
+from ..core.settings import Target
+from ..online.engine import BUILDING_ON, Engine, OnlineOptions, analyze_tables
+from ..sqltext.statements import parse_index_statement
 
 LOCK_KEY = 0x6D61696E74 << 16  # "maint": maintain runs never overlap with each other
 

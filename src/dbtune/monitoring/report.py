@@ -20,10 +20,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from . import db, monitoring
-from .errors import ConfigError
-from .output import Column, Output, human_bytes, render_grid, shorten
-from .settings import Target
+from ..core import db
+from ..core.errors import ConfigError
+from ..core.output import Column, Output, human_bytes, render_grid, shorten
+from ..core.settings import Target
+from . import views as monitoring
 
 SECTIONS = ("slow-queries", "index-usage", "bloat", "missing-indexes", "unused-indexes", "duplicate-indexes",
             "invalid-indexes", "cache")

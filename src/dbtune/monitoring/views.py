@@ -28,8 +28,8 @@ from typing import Any
 
 from psycopg import sql
 
-from .errors import DbtuneError
-from .resources import sql_path
+from ..core.errors import DbtuneError
+from ..core.resources import sql_path
 
 SCHEMA = "dbtune_monitor"
 VIEWS = ("slow_queries", "index_usage_stats", "table_bloat_stats", "missing_indexes", "unused_indexes",

@@ -34,12 +34,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import db
-from .errors import Blocker, BuildBlocked, DbtuneError, MigrationFailed
-from .locking import Backoff, set_lock_timeout
-from .output import Output, bar
-from .settings import Target
-from .statements import IndexStatement, retarget
+from ..core import db
+from ..core.errors import Blocker, BuildBlocked, DbtuneError, MigrationFailed
+from ..core.output import Output, bar
+from ..core.runlock import Backoff, set_lock_timeout
+from ..core.settings import Target
+from ..sqltext.statements import IndexStatement, retarget
 
 
 @dataclass

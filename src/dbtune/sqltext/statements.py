@@ -155,7 +155,7 @@ def retarget(st: IndexStatement, name: str, table: tuple[str, str], *, concurren
 
 
 def read_index_file(path: Path) -> IndexStatement:
-    from .errors import ConfigError
+    from ..core.errors import ConfigError
 
     statements = [s for s in split_sql(path.read_text()) if parse_index_statement(s)]
     if len(statements) != 1:

@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ServerError
-from .server import LocalServer, find_bindir, server_home, server_version
+from ..core.errors import ServerError
+from .throwaway import LocalServer, find_bindir, server_home, server_version
 
 STATE_DIR = Path(".dbtune") / "sandbox"
 

@@ -31,13 +31,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import db
-from . import refresh_history as history
-from .errors import ConfigError, DbtuneError, LockBusy
-from .locking import Backoff, run_lock, set_lock_timeout
-from .output import Output
-from .resources import sql_path
-from .settings import Target
+from ..core import db
+from ..core.errors import ConfigError, DbtuneError, LockBusy
+from ..core.output import Output
+from ..core.resources import sql_path
+from ..core.runlock import Backoff, run_lock, set_lock_timeout
+from ..core.settings import Target
+from . import history as history
 
 _LOCK_BASE = 0x72656672 << 32  # "refr" in the high half; the view's crc32 in the low half
 

@@ -35,15 +35,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, PendingRollbackError
 
-from . import db, drivers, session_settings
-from .errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed, PoolerRefused
+from ..core import db
+from ..core.errors import ConfigError, ConnectionFailed, DbtuneError, MigrationFailed, PoolerRefused
+from ..core.output import Output
+from ..core.runlock import RunLock, run_lock
+from ..core.settings import Migrations, Target
+from ..online.engine import OnlineOptions, analyze_tables
+from ..ops import OPTIONS_KEY, OWN_PIDS_KEY
+from ..sqltext.statements import must_run_outside_transaction, split_sql
+from . import drivers, session_settings
 from .intercept import RunState, capped_lock_timeout, intercepted
-from .locking import RunLock, run_lock
-from .online import OnlineOptions, analyze_tables
-from .ops import OPTIONS_KEY, OWN_PIDS_KEY
-from .output import Output
-from .settings import Migrations, Target
-from .statements import must_run_outside_transaction, split_sql
 
 
 @dataclass
@@ -683,7 +684,7 @@ def _where(migrations: Migrations, exc: BaseException) -> str:
     return f"{_relative(migrations, frame.filename)} line {frame.lineno}"
 
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # the dbtune package
 
 
 def _inside(filename: str, root: Path) -> bool:
@@ -753,7 +754,7 @@ def annotate(script_text: str, options: RunOptions) -> tuple[str, int]:
     (a statement PostgreSQL refuses inside a transaction block, outside
     ``autocommit_block()``): the dry run and the apply agree on those.
     """
-    from .locks import describe as lock_label  # pglast's tables: the dry run's, not every run's
+    from ..sqltext.lockmodes import describe as lock_label  # pglast's tables: the dry run's, not every run's
 
     lines: list[str] = []
     errors = 0

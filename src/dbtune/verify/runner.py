@@ -31,11 +31,11 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 
+from ..core.db import connect, describe
+from ..core.errors import ConfigError, ConnectionFailed
+from ..core.output import Column, Output
+from ..core.settings import Target
 from .checks import INDEX_NODES, Check, IndexName, load_checks
-from .db import connect, describe
-from .errors import ConfigError, ConnectionFailed
-from .output import Column, Output
-from .settings import Target
 
 BASELINE_FORMAT = 1
 
