@@ -1,7 +1,7 @@
 """Index statements the online engine runs, and statements that must run outside a transaction.
 
 The online engine recognises the CREATE/DROP/REINDEX INDEX statements it must
-run on its own connection; the lock each statement takes is ``locks.py``'s.
+run on its own connection; the lock each statement takes is ``lockmodes.py``'s.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# PostgreSQL's unquoted identifiers: a letter (any alphabet) or _, then letters, digits, _ or $.
-_IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
-_QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
+from .identifiers import IDENT, fold, qualified, split_qualified
+
+_QUALIFIED = qualified(2)  # [schema.]name: names read as identifiers.py reads them
 
 _CREATE_INDEX = re.compile(
     rf"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?"
-    rf"(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})?\s*ON\s+(?P<only>ONLY\s+)?(?P<table>{_QUALIFIED})",
+    rf"(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{IDENT})?\s*ON\s+(?P<only>ONLY\s+)?(?P<table>{_QUALIFIED})",
     re.IGNORECASE | re.DOTALL)
 _DROP_INDEX = re.compile(
     rf"^\s*DROP\s+INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?(?P<ie>IF\s+EXISTS\s+)?(?P<name>{_QUALIFIED})"
@@ -32,31 +32,6 @@ _OUTSIDE_TRANSACTION = re.compile(
     r"|ALTER\s+TABLE\b.*\bDETACH\s+PARTITION\b.*\bCONCURRENTLY\s*$"
     r"|VACUUM\b|CREATE\s+DATABASE\b|DROP\s+DATABASE\b|ALTER\s+SYSTEM\b)",
     re.IGNORECASE | re.DOTALL)
-
-
-NAMEDATALEN = 64
-
-
-def unquote(ident: str) -> str:
-    """An identifier as PostgreSQL stores it: quoted kept as written, unquoted folded.
-
-    PostgreSQL folds only ASCII letters of an unquoted name (in a multi-byte database
-    encoding), so ``Índice`` is stored as ``Índice``, not ``índice`` as str.lower()
-    would have it; and it truncates a name to NAMEDATALEN - 1 bytes.
-    """
-    ident = ident.strip()
-    if ident.startswith('"'):
-        name = ident[1:-1].replace('""', '"')
-    else:
-        name = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in ident)
-    return name.encode()[:NAMEDATALEN - 1].decode(errors="ignore")
-
-
-def split_qualified(name: str) -> tuple[str | None, str]:
-    parts = re.findall(_IDENT, name)
-    if len(parts) == 2:
-        return unquote(parts[0]), unquote(parts[1])
-    return None, unquote(parts[0])
 
 
 def strip_comments(sql: str) -> str:
@@ -119,7 +94,7 @@ def parse_index_statement(sql: str, source: str = "") -> IndexStatement | None:
         if not m.group("name"):
             return None  # an unnamed index cannot be repaired or rolled back by name
         table_schema, table = split_qualified(m.group("table"))
-        return IndexStatement(sql=body, verb="create", name=unquote(m.group("name")),
+        return IndexStatement(sql=body, verb="create", name=fold(m.group("name")),
                               schema=table_schema, table=table, table_schema=table_schema,
                               concurrently=bool(m.group("concurrently")), source=source)
     if m := _DROP_INDEX.match(body):

@@ -28,14 +28,13 @@ import sqlparse
 
 from ..core.errors import ConfigError
 from ..core.resources import sql_path
+from ..sqltext.identifiers import qualified, split_identifiers
 
 # Node types that read an index; EXPLAIN names the index in their "Index Name".
 INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 
 _HEADER = re.compile(r"^\s*--\s*(verify|verify-index|expect-node|max-ms)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-# An identifier as PostgreSQL reads it: "quoted" (with "" for a quote) or bare (folded to lower case).
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
-_QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT}){{0,2}}"
+_QUALIFIED = qualified(3)  # [database.][schema.]name, read as PostgreSQL reads identifiers
 _CREATE_INDEX = re.compile(
     r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?"
     rf"(?:(?P<ine>IF\s+NOT\s+EXISTS)\s+)?(?P<name>{_QUALIFIED}\s+)?"
@@ -212,24 +211,6 @@ def parse_index_name(text: str) -> IndexName | None:
     if not parts or len(parts) > 2:
         return None
     return IndexName(name=parts[-1], schema=parts[0] if len(parts) == 2 else None)
-
-
-def split_identifiers(text: str) -> list[str] | None:
-    """``a."B".c`` -> ``["a", "B", "c"]``: bare names folded to lower case, quoted ones kept."""
-    parts: list[str] = []
-    rest = text.strip()
-    while True:
-        match = re.match(_IDENT, rest)
-        if match is None:
-            return None
-        token = match.group(0)
-        parts.append(token[1:-1].replace('""', '"') if token.startswith('"') else token.lower())
-        rest = rest[match.end():].lstrip()
-        if not rest:
-            return parts
-        if not rest.startswith("."):
-            return None
-        rest = rest[1:].lstrip()
 
 
 def _clean_query(query: str) -> str:
