@@ -182,7 +182,7 @@ def verify_speedups(dsn: str, env: dict[str, str]) -> list[dict[str, object]]:
     """Each shipped check's execution time before the indexes and after them."""
     try:
         from dbtune.core.settings import Target
-        from dbtune.verify.runner import verify
+        from dbtune.verify import verify
     except ImportError:
         return []
     target = Target.parse(dsn, "bench")

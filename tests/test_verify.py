@@ -22,8 +22,8 @@ from dbtune.core.errors import ConfigError, ConnectionFailed
 from dbtune.core.output import Output
 from dbtune.core.resources import sql_path
 from dbtune.core.settings import Target
+from dbtune.verify import load_baseline, render, render_comparison, run_checks, save_baseline, verify
 from dbtune.verify.checks import Check, IndexName, created_index, load_checks, parse_check_file, parse_index_name
-from dbtune.verify.runner import load_baseline, render, render_comparison, run_checks, save_baseline, verify
 
 TINY = Path(__file__).parent / "checks_tiny"
 CHECKS = TINY / "checks"

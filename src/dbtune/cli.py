@@ -370,7 +370,7 @@ def verify(check_dirs: tuple[Path, ...], shipped: bool, can_use: bool, analyze: 
            baseline: Path | None, compare: Path | None, max_regression: float, fmt: str,
            database_url: str | None) -> None:
     """Prove with EXPLAIN that each index serves its query. Exit 1 if any check fails."""
-    from .verify import runner as v
+    from . import verify as v
     from .verify.checks import default_check_dirs
 
     dirs = list(check_dirs) + (default_check_dirs() if shipped or not check_dirs else [])

@@ -449,8 +449,8 @@ def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
 
 
 def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[Path] | None) -> None:
+    from ..verify import verify
     from ..verify.checks import default_check_dirs
-    from ..verify.runner import verify
 
     if dirs is None:
         if not migrations.bundled:
