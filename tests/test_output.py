@@ -60,6 +60,19 @@ def test_report_tables_fit_120_columns_with_units_and_right_aligned_numbers() ->
     assert render_grid(rows, columns, "markdown").startswith("| query")
 
 
+def test_a_table_shown_whole_keeps_long_values_and_pairs_have_no_header() -> None:
+    """status and config diff: a URL or a path is never shortened; name/value pairs print without a header."""
+    from dbtune.core.output import Column, render_grid
+
+    long = "postgresql://dba:***@db1.internal:5432/shop  (from " + "x" * 150 + ")"
+    pairs = render_grid([{"k": "database", "v": long}, {"k": "head", "v": "0009"}],
+                        [Column("k", ""), Column("v", "")], width=None).splitlines()
+    assert pairs[0] == pairs[-1] == "-" * 8 + "  " + "-" * len(long)  # rules above and below, no header line
+    assert pairs[1] == f"database  {long}" and pairs[2].startswith("head      0009")
+    headed = render_grid([{"k": "a", "v": long}], [Column("k", "name"), Column("v", "value")], width=None)
+    assert headed.splitlines()[0].startswith("name    value") and long in headed
+
+
 def test_comments_are_cut_where_postgresql_finds_them() -> None:
     from dbtune.sqltext.statements import strip_comments
 

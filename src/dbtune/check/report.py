@@ -1,4 +1,5 @@
-"""Rendering a CheckReport: the summary, JSON, and a JUnit file (one test case per step and revision).
+"""Rendering a CheckReport: the summary (a table in the one style), JSON, and a JUnit file (one test case
+per step and revision).
 
 A skipped step, and a revision that was not linted, is a skipped JUnit case with its
 reason (``<skipped message=...>``): never a passing one.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..core.output import Output
+from ..core.output import Column, Output
 from . import CheckReport, Step
+
+SUMMARY = [Column("result", "result"), Column("step", "step"), Column("details", "details")]
 
 
 def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
@@ -18,14 +21,12 @@ def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
         out.json(report.as_dict())
         return
     out.result("")
+    rows: list[dict[str, str]] = []
     for step in report.steps:
-        out.result(f"{step.status.upper():8} {step.name:11} {_headline(step)}".rstrip())
-        for n, case in enumerate(step.failures):
-            if n == 0 and step.reason == f"{case.name}: {case.message}":
-                continue  # already whole on the step's line
-            out.result(f"           {case.name}: {case.message}")
-        for note in step.notes:
-            out.result(f"           note: {note}")
+        rows.append({"result": step.status.upper(), "step": step.name, "details": _headline(step)})
+        rows += [{"result": "", "step": "", "details": line} for line in _below(step)]
+    # Shown whole: a failure's message is what CI readers came for.
+    out.grid(rows, SUMMARY, width=None)
     failure = report.first_failure
     if report.failed:
         out.result(f"\ndbtune check failed at step {failure.name if failure else '?'}: {report.migrations}")
@@ -35,6 +36,13 @@ def render(report: CheckReport, out: Output, fmt: str = "table") -> None:
                    f"skipped: {skipped}: {report.migrations} on {report.server}")
     else:
         out.result(f"\ndbtune check passed: {report.migrations} on {report.server}")
+
+
+def _below(step: Step) -> list[str]:
+    """The lines under a step's own: each failure not already whole on it, then its notes."""
+    lines = [f"{case.name}: {case.message}" for n, case in enumerate(step.failures)
+             if not (n == 0 and step.reason == f"{case.name}: {case.message}")]
+    return lines + [f"note: {note}" for note in step.notes]
 
 
 def _headline(step: Step) -> str:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+TABLE_WIDTH = 120  # report tables fit a terminal this wide: long text is shortened, never wrapped
+
 
 @dataclass
 class Output:
@@ -64,14 +66,10 @@ class Output:
     def warn(self, text: str) -> None:
         self._write(self.stderr, f"warning: {text}")
 
-    def grid(self, rows: list[dict[str, Any]], columns: list[Column], fmt: str = "table") -> None:
-        """A report table in the one style every command shares (see render_grid)."""
-        self.result(render_grid(rows, columns, fmt))
-
-    def table(self, rows: list[list[Any]] | list[dict[str, Any]], headers: Any = "keys") -> None:
-        from tabulate import tabulate  # loaded when a table is printed, not at every start-up
-
-        self.result(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    def grid(self, rows: list[dict[str, Any]], columns: list[Column], fmt: str = "table",
+             width: int | None = TABLE_WIDTH) -> None:
+        """A table in the one style every command shares (see render_grid)."""
+        self.result(render_grid(rows, columns, fmt, width))
 
     def json(self, data: Any) -> None:
         self.result(json.dumps(data, indent=2, default=str))
@@ -103,14 +101,12 @@ def bar(done: float, total: float, width: int = 24) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-# -- one table style for every report ------------------------------------------------------
-
-TABLE_WIDTH = 120
+# -- one table style for every command -----------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a report table: how to show its values, and how much room it may take."""
+    """A column of a table: how to show its values, and how much room it may take."""
 
     key: str
     header: str
@@ -159,10 +155,12 @@ def shorten(text: str, width: int) -> str:
 
 
 def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "table",
-                width: int = TABLE_WIDTH) -> str:
+                width: int | None = TABLE_WIDTH) -> str:
     """Rows as a table that fits ``width`` columns (long text shortened, never wrapped), or csv/markdown.
 
-    Numbers are right-aligned with their units; text columns give up room, widest first.
+    Numbers are right-aligned with their units; text columns give up room, widest first.  With
+    ``width=None`` nothing is shortened: a URL, a path or a server's message is shown whole.
+    Columns with no header make a table without a header line (name and value pairs).
     """
     if fmt == "csv":
         import csv
@@ -179,8 +177,21 @@ def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "t
         if column.max_width:
             for line in cells:
                 line[i] = shorten(line[i], column.max_width)
+    headers = [c.header for c in columns] if any(c.header for c in columns) else []
+    if width is not None:
+        _fit(cells, columns, width, bool(headers))
+    from tabulate import tabulate  # loaded when a table is printed, not at every start-up
+
+    align = ["right" if c.numeric else "left" for c in columns]
+    return tabulate(cells, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
+                    colalign=align, disable_numparse=True)
+
+
+def _fit(cells: list[list[str]], columns: list[Column], width: int, headed: bool) -> None:
+    """Shorten the widest text columns until the table fits ``width``."""
     # tabulate pads a header by 2 (MIN_PADDING): a column is at least its header + 2 wide.
-    widths = [max([len(c.header) + 2] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    pad = 2 if headed else 0
+    widths = [max([len(c.header) + pad] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
     room = width - 2 * (len(columns) - 1)
     shrinkable = [i for i, c in enumerate(columns) if not c.numeric]
     while sum(widths) > room and shrinkable:
@@ -192,8 +203,3 @@ def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "t
         widths[i] = max(floor, widths[i] - (sum(widths) - room))
         for line in cells:
             line[i] = shorten(line[i], widths[i])
-    from tabulate import tabulate
-
-    align = ["right" if c.numeric else "left" for c in columns]
-    return tabulate(cells, headers=[c.header for c in columns], tablefmt="github" if fmt == "markdown" else "simple",
-                    colalign=align, disable_numparse=True)

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from ..core import db
 from ..core.errors import ConfigError
-from ..core.output import Column, Output, human_bytes, render_grid, shorten
+from ..core.output import Column, Output, human_bytes, shorten
 from ..core.settings import Target
 from . import views as monitoring
 
@@ -384,7 +384,7 @@ def render(result: Report, out: Output, fmt: str = "table") -> None:
         if s.note:
             out.result(f"note: {s.note}")
         if s.rows:
-            out.result(render_grid(s.rows, s.columns, fmt))
+            out.grid(s.rows, s.columns, fmt)
         elif not s.note:
             out.result("(none)")
     if fmt == "csv" and not result.health:
