@@ -17,7 +17,6 @@ through its environment, never its command line (which `ps` shows).
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import subprocess
@@ -30,9 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core import conninfo
+from .core.conninfo import scrub
 from .core.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError
 from .core.output import Output
-from .core.settings import Target, scrub
+from .core.settings import Target
 
 
 @dataclass(frozen=True)
@@ -104,35 +105,13 @@ def load_targets_file(path: Path) -> list[FleetTarget]:
     return found
 
 
-def service_files() -> list[Path]:
-    """libpq's service files, in its order: PGSERVICEFILE (or ~/.pg_service.conf), then PGSYSCONFDIR's."""
-    files = [Path(os.environ["PGSERVICEFILE"]) if "PGSERVICEFILE" in os.environ
-             else Path.home() / ".pg_service.conf"]
-    if "PGSYSCONFDIR" in os.environ:
-        files.append(Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
-    return [f for f in files if f.is_file()]
-
-
-def _services() -> dict[str, dict[str, str]]:
-    found: dict[str, dict[str, str]] = {}
-    for path in reversed(service_files()):  # the user's file wins
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path)
-        except configparser.Error as exc:
-            raise ConfigError(f"service file {path}: {str(exc).splitlines()[0]}") from None
-        for section in parser.sections():
-            found[section] = dict(parser[section])
-    return found
-
-
 def load_services(names: list[str], all_services: bool) -> list[FleetTarget]:
-    services = _services()
+    services = conninfo.services()
     if all_services:
         names = list(services)
     missing = [n for n in names if n not in services]
     if missing:
-        where = ", ".join(str(f) for f in service_files()) or \
+        where = ", ".join(str(f) for f in conninfo.service_files()) or \
             "no service file found (PGSERVICEFILE, ~/.pg_service.conf)"
         raise ConfigError(f"unknown service {missing[0]!r} (looked in {where})")
     return [FleetTarget(n, f"service={n}") for n in names]
@@ -152,22 +131,18 @@ def select(targets: list[FleetTarget], tags: list[str], only: list[str], exclude
 
 def _address(t: FleetTarget, services: dict[str, dict[str, str]]) -> tuple[str, str, str]:
     """host, port, database as libpq would resolve them (service entries expanded)."""
-    target = t.target
-    params = dict(services.get(str(target.url.query.get("service", "")), {}))
-    params.update({k: str(v) for k, v in target.connect_kwargs().items() if k != "service"})
-    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    params = conninfo.resolved(t.target.connect_kwargs(), services)
+    host = params.get("host") or "localhost"
     if host in ("127.0.0.1", "::1"):
         host = "localhost"
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or ""
-    return host, str(port), dbname
+    return host, params["port"], params["dbname"]
 
 
 def refuse_duplicates(targets: list[FleetTarget]) -> None:
     """Two names for one host, port and database would run two migrations on one database."""
     seen: dict[tuple[str, str, str], str] = {}
     names: set[str] = set()
-    services = _services()
+    services = conninfo.services()
     for t in targets:
         if t.name in names:
             raise ConfigError(f"two targets are named {t.name!r}")

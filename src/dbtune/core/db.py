@@ -12,8 +12,9 @@ from typing import Any
 import psycopg
 
 from . import pooler
+from .conninfo import scrub
 from .errors import ConnectionFailed, PoolerRefused
-from .settings import Target, scrub
+from .settings import Target
 
 APPLICATION = "dbtune"
 

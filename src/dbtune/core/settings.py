@@ -16,18 +16,16 @@ Every value remembers its source so ``status`` can print it.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import functools
 import os
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
+from . import conninfo
+from .conninfo import scrub
 from .errors import ConfigError
 from .resources import bundled
 
@@ -37,7 +35,7 @@ BUNDLED = "bundled"  # --migrations bundled: dbtune's reference migrations
 
 @dataclass(frozen=True)
 class Target:
-    """A database to connect to.  Never print ``url`` itself: use ``masked``.
+    """A database to connect to, as libpq's keywords.  Never print them: use ``masked``.
 
     ``explicit`` is False when nothing named a database: a migration verb then
     takes the database the project's env.py connects to.  ``session`` holds
@@ -45,92 +43,59 @@ class Target:
     connection's search_path, so that dbtune resolves names as the migration does).
     """
 
-    url: URL
-    source: str
+    params: tuple[tuple[str, str], ...] = ()
+    source: str = ""
     explicit: bool = True
     session: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        if hasattr(self.params, "drivername"):
+            # Target(sqlalchemy_url, source), as check still builds its scratch database's target.
+            object.__setattr__(self, "params", tuple(conninfo.from_sqlalchemy(self.params).items()))
+
     @classmethod
     def parse(cls, text: str, source: str) -> Target:
-        text = text.strip()
-        if "://" in text and text.split("?", 1)[0].count("@") > 1:
-            # An unencoded @ in the password: any split would print part of the password.
-            raise ConfigError(f"the database URL from {source} is malformed: it has more than one '@' before the "
-                              "host (write an '@' in the password as %40)")
         try:
-            if "://" in text:
-                url = make_url(text)
-            else:  # libpq keyword form: "host=... dbname=..."
-                params = psycopg.conninfo.conninfo_to_dict(text)
-                url = URL.create(DRIVER, username=params.pop("user", None),
-                                 password=params.pop("password", None), host=params.pop("host", None),
-                                 port=int(params["port"]) if params.get("port") else None,
-                                 database=params.pop("dbname", None),
-                                 query={k: str(v) for k, v in params.items() if k != "port"})
-        except (ArgumentError, ValueError, psycopg.ProgrammingError):
-            raise ConfigError(f"the database URL from {source} is not a PostgreSQL URL or connection string") from None
-        if url.get_backend_name() not in ("postgresql", "postgres"):
-            raise ConfigError(f"the database URL from {source} is not a PostgreSQL URL")
-        return cls(url=url.set(drivername=DRIVER), source=source)
+            params = conninfo.parse(text)
+        except conninfo.Unusable as exc:
+            raise ConfigError(f"the database URL from {source} {exc}") from None
+        return cls(params=tuple(params.items()), source=source)
 
     @classmethod
-    def from_engine_url(cls, url: URL, source: str) -> Target:
-        """The database a SQLAlchemy engine of any PostgreSQL driver connects to, for psycopg.
-
-        Driver-specific query arguments (asyncpg's ``ssl``, ``prepared_statement_cache_size``,
-        psycopg2's ``client_encoding``...) are not libpq's: keep only libpq's own keywords.
-        """
-        query = {k: v for k, v in url.query.items() if k in _libpq_keywords()}
-        if "ssl" in url.query and "sslmode" not in query:  # asyncpg spells sslmode "ssl"
-            query["sslmode"] = url.query["ssl"]
-        return cls(url=url.set(drivername=DRIVER, query=query), source=source)
+    def from_engine_url(cls, url: Any, source: str) -> Target:
+        """The database a SQLAlchemy engine of any PostgreSQL driver connects to, for psycopg."""
+        return cls(params=tuple(conninfo.from_sqlalchemy(url).items()), source=source)
 
     def with_session(self, **settings: str) -> Target:
         merged = dict(self.session)
         merged.update(settings)
-        return Target(url=self.url, source=self.source, explicit=self.explicit, session=tuple(merged.items()))
+        return dataclasses.replace(self, session=tuple(merged.items()))
+
+    def with_params(self, source: str, **params: str) -> Target:
+        """The same server with some keywords changed (another database on it, say)."""
+        return dataclasses.replace(self, params=tuple({**dict(self.params), **params}.items()), source=source)
+
+    @functools.cached_property
+    def url(self) -> Any:
+        """The target as a SQLAlchemy URL, for Alembic: built (and SQLAlchemy imported) only when asked for."""
+        return conninfo.sqlalchemy_url(dict(self.params), DRIVER)
 
     @property
     def masked(self) -> str:
         """The URL with any password replaced by ``***``."""
-        url = self.url.set(drivername="postgresql")
-        if not (url.host or url.database or url.username or url.query):
-            return "the libpq default server (PG* environment)"
-        query = {k: ("***" if k == "password" else v) for k, v in url.query.items()}
-        return url.set(query=query).render_as_string(hide_password=True)
+        return conninfo.masked(dict(self.params))
 
     @property
     def password(self) -> str | None:
-        return self.url.password or self.url.query.get("password")  # type: ignore[return-value]
+        return dict(self.params).get("password")
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect``; libpq fills gaps from PG* variables."""
-        kwargs: dict[str, Any] = {k: v for k, v in self.url.query.items()}
-        for key, value in (("host", self.url.host), ("port", self.url.port), ("user", self.url.username),
-                           ("password", self.url.password), ("dbname", self.url.database)):
-            if value is not None:
-                kwargs[key] = str(value)
-        return kwargs
+        return dict(self.params)
 
     def scrub(self, text: str) -> str:
         """Remove the password from a message that might echo it."""
         return scrub(text, self.password)
-
-
-def scrub(text: str, password: str | None = None) -> str:
-    """Mask a known password, and the password of any URL in the text (up to its last @)."""
-    if password:
-        text = text.replace(password, "***")
-    return _URL_PASSWORD.sub(r"\1***@", text)
-
-
-# scheme://user:password@host: everything between "user:" and the last @ before the host.
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^\s]*@(?=[^@\s]*(?:\s|$))", re.IGNORECASE)
-
-
-@functools.cache
-def _libpq_keywords() -> frozenset[str]:
-    return frozenset(o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults())
 
 
 def resolve_target(database_url: str | None = None, environ: dict[str, str] | None = None) -> Target:
@@ -140,9 +105,9 @@ def resolve_target(database_url: str | None = None, environ: dict[str, str] | No
     for name in ("DBTUNE_DATABASE_URL", "DATABASE_URL"):
         if env.get(name):
             return Target.parse(env[name], name)
-    # Nothing given: an empty URL lets libpq read PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
+    # Nothing given: no keyword lets libpq read PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE.
     parts = {k: env[k] for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE") if env.get(k)}
-    return Target(url=URL.create(DRIVER), explicit=False, source="libpq PG* environment" + (
+    return Target(explicit=False, source="libpq PG* environment" + (
         f" ({', '.join(sorted(parts))})" if parts else " (defaults)"))
 
 
