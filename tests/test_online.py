@@ -13,9 +13,9 @@ import pytest
 
 from dbtune.core.errors import BuildBlocked, DbtuneError, MigrationFailed
 from dbtune.core.output import Output
-from dbtune.core.runlock import Backoff
+from dbtune.core.retry import Backoff
 from dbtune.core.settings import Target
-from dbtune.online.engine import Engine, OnlineOptions, next_build
+from dbtune.online import Engine, OnlineOptions, next_build
 from dbtune.sqltext.statements import IndexStatement, parse_index_statement
 from tests.fix_cli import OWN_MIGRATIONS, dbtune_process, run_cli, scalar
 

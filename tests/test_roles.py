@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.online.engine import PRIVILEGE_HINT
+from dbtune.online import PRIVILEGE_HINT
 from tests.fix_cli import dbtune_process, run_cli
 from tests.fix_db import OwnedDatabase
 from tests.test_hardening import PEOPLE, error_line, lock_pid

@@ -3,6 +3,7 @@
 Holds ``errors`` (the DbtuneError family and exit codes), ``output`` (the one writer),
 ``settings`` (``Target``: where to connect; ``Migrations``: which project), ``db``
 (dbtune's own connections), ``pooler`` (is a pooler in between), ``runlock`` (one run
-per database, and the backoff between retries) and ``resources`` (bundled files).
+per database), ``retry`` (lock_timeout, and the backoff between retries) and ``resources``
+(bundled files).
 Imports nothing else of dbtune's.
 """

@@ -11,41 +11,18 @@ by itself if dbtune dies (the server ends the session when the socket closes).
 from __future__ import annotations
 
 import contextlib
-import random
 import select
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
 from . import db
 from .errors import LockBusy, LockLost
 from .output import Output
+from .retry import Backoff, set_lock_timeout  # noqa: F401 - their old address, until no module imports it
 from .settings import Target
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long to pause before retrying a statement that hit lock_timeout.
-
-    Exponential with "full jitter": several waiting runs do not retry in step
-    and queue in front of the application together.
-    """
-
-    retries: int = 5
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0.1, min(self.cap_s, self.base_s * 2 ** attempt))
-
-
-def set_lock_timeout(seconds: float) -> sql.Composed:
-    return sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(seconds * 1000)}ms"))
-
 
 # pg_advisory_lock takes a bigint; this one spells "dbtune" in ASCII.  Other
 # verbs that must not overlap with themselves (a cron-driven refresh, say) pass

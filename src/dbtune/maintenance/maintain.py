@@ -2,7 +2,7 @@
 
 * ANALYZE the tables whose statistics are stale: never analyzed, or more rows
   changed since the last analyze than a fraction of the table (the planner's
-  estimates drift with them).
+  estimates drift with them): the online engine's one rule (``online.statistics``).
 * Rebuild INVALID indexes and bloated btree indexes with ``REINDEX INDEX
   CONCURRENTLY`` through the online engine (progress, blockers named,
   ``--max-wait``, ``_ccnew``/``_ccold`` leftovers cleaned); drop the leftovers of
@@ -26,20 +26,15 @@ from ..core import db
 from ..core.output import Output
 from ..core.runlock import run_lock
 from ..core.settings import Target
-from ..online.engine import BUILDING_ON, Engine, OnlineOptions, analyze_tables
+from ..online import BUILDING_ON, STALE_FRACTION, Engine, OnlineOptions, analyze_tables, stale_tables
 from ..sqltext.statements import parse_index_statement
 
 LOCK_KEY = 0x6D61696E74 << 16  # "maint": maintain runs never overlap with each other
 
-_STALE = """
-SELECT schemaname, relname, n_mod_since_analyze, n_live_tup,
-       greatest(last_analyze, last_autoanalyze) IS NULL
-FROM pg_stat_user_tables
-WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'dbtune')
-  AND ((greatest(last_analyze, last_autoanalyze) IS NULL AND n_live_tup + n_mod_since_analyze > 0)
-       OR n_mod_since_analyze > %s * greatest(n_live_tup, 1))
-ORDER BY schemaname, relname
-"""
+# Which tables maintain asks the staleness rule about: every user table but dbtune's own, and of
+# the never analyzed ones only those with rows to sample.
+_TABLES = """s.schemaname <> 'dbtune'
+  AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL OR s.n_live_tup + s.n_mod_since_analyze > 0)"""
 
 _INVALID = f"""
 SELECT n.nspname, c.relname, tn.nspname, t.relname,
@@ -92,7 +87,7 @@ _LEFTOVER = re.compile(r"^(?P<base>.*)_cc(new|old)\d*$")
 @dataclass
 class Options:
     only: str | None = None  # "analyze" or "reindex"
-    stale_fraction: float = 0.1
+    stale_fraction: float = STALE_FRACTION
     bloat_pct: float = 30.0
     bloat_min_bytes: int = 100 * 1024 * 1024
     online: OnlineOptions = field(default_factory=OnlineOptions)
@@ -123,10 +118,10 @@ def plan(target: Target, options: Options | None = None) -> list[Step]:
 
 def _stale(conn: psycopg.Connection, options: Options) -> list[Step]:
     steps = []
-    for schema, table, changed, live, never in conn.execute(_STALE, [options.stale_fraction]):
-        reason = ("never analyzed" if never else
-                  f"{changed:,} rows changed since the last analyze, {changed / max(live, 1):.0%} of {live:,}")
-        steps.append(Step("analyze", f"{schema}.{table}", reason, (schema, table)))
+    for stale in stale_tables(conn, _TABLES, fraction=options.stale_fraction):
+        reason = ("never analyzed" if stale.never else f"{stale.changed:,} rows changed since the last analyze, "
+                  f"{stale.changed / max(stale.rows, 1):.0%} of {stale.rows:,}")
+        steps.append(Step("analyze", f"{stale.schema}.{stale.table}", reason, (stale.schema, stale.table)))
     return steps
 
 

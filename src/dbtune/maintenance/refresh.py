@@ -19,8 +19,8 @@ standby (or a read-only session) refreshes nothing and says so in one line;
 
 from __future__ import annotations
 
+import contextlib
 import re
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -35,8 +35,10 @@ from ..core import db
 from ..core.errors import ConfigError, DbtuneError, LockBusy
 from ..core.output import Output
 from ..core.resources import sql_path
-from ..core.runlock import Backoff, run_lock, set_lock_timeout
+from ..core.retry import Backoff, locked, set_lock_timeout
+from ..core.runlock import run_lock
 from ..core.settings import Target
+from ..online.scheduler import Scheduler
 from . import history as history
 
 _LOCK_BASE = 0x72656672 << 32  # "refr" in the high half; the view's crc32 in the low half
@@ -194,39 +196,15 @@ def refresh(target: Target, names: list[str] | None = None, *, all_views: bool =
 
 def _schedule(target: Target, views: list[View], options: Options, out: Output) -> Iterator[Result]:
     """``jobs`` refreshes at once, never two that read a common table (they would compete for it)."""
-    pending = list(views)
-    busy: set[int] = set()
-    done: list[Result] = []
-    cond = threading.Condition()
+    def one(view: View) -> Result:
+        try:
+            return _one(target, view, options, out)
+        except Exception as exc:  # noqa: BLE001 - one view's failure never stops the others
+            return Result(view.label, "failed", message=str(exc))
 
-    def worker() -> None:
-        while True:
-            with cond:
-                while True:
-                    if not pending:
-                        return
-                    pick = next((v for v in pending if not (v.tables & busy)), None)
-                    if pick is not None:
-                        pending.remove(pick)
-                        busy.update(pick.tables)
-                        break
-                    cond.wait()
-            try:
-                result = _one(target, pick, options, out)
-            except BaseException as exc:  # noqa: BLE001 - one view's failure never stops the others
-                result = Result(pick.label, "failed", message=str(exc))
-            with cond:
-                done.append(result)
-                busy.difference_update(pick.tables)
-                cond.notify_all()
-
-    threads = [threading.Thread(target=worker, name=f"dbtune-refresh-{i}", daemon=True)
-               for i in range(max(1, min(options.jobs, len(views))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    yield from done
+    scheduler: Scheduler[View, int, Result] = Scheduler(lambda view: view.tables, jobs=options.jobs,
+                                                        name="dbtune-refresh")
+    yield from scheduler.run(views, lambda: contextlib.nullcontext(one)).values()
 
 
 def _one(target: Target, view: View, options: Options, out: Output) -> Result:
@@ -282,18 +260,11 @@ def _refresh_locked(target: Target, view: View, why: str | None, options: Option
 def _with_retries(conn: psycopg.Connection, statement: sql.Composable, view: View, options: Options,
                   out: Output) -> None:
     """Wait at most lock_timeout for the view's lock (held by DDL, VACUUM or ANALYZE), retrying with backoff."""
-    for attempt in range(options.backoff.retries + 1):
-        conn.execute(set_lock_timeout(options.lock_timeout_s))
-        try:
-            conn.execute(statement)
-            return
-        except psycopg.errors.LockNotAvailable:
-            if attempt == options.backoff.retries:
-                raise
-            delay = options.backoff.delay(attempt)
-            out.warn(f"{view.label}: could not lock the view within {options.lock_timeout_s:g}s; "
-                     f"retrying in {delay:.1f}s")
-            time.sleep(delay)
+    def again(exc: BaseException, attempt: int, delay: float) -> None:
+        out.warn(f"{view.label}: could not lock the view within {options.lock_timeout_s:g}s; "
+                 f"retrying in {delay:.1f}s")
+
+    locked(conn, statement, options.lock_timeout_s, options.backoff, again)
 
 
 def _recorded(target: Target, view: View, result: Result, started_wall: float, options: Options) -> Result:
