@@ -2,7 +2,8 @@
 
 ``run`` runs the checks, ``diagnosis`` says why one failed, ``plans`` reads an
 EXPLAIN plan, ``results`` holds what was found, ``baselines`` saves and compares
-runs, ``render`` draws them.  May import ``core`` and ``sqltext``.
+runs, ``render`` draws them.  May import ``core``, ``sqltext`` and ``online`` (the one
+staleness rule).
 """
 
 from .baselines import Baseline, compare_baseline, load_baseline, save_baseline

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from ..core.db import describe
+from ..online import statistics
 from .checks import INDEX_NODES, Check
 from .plans import fmt_cost, node_summary, predicate_mismatch, unique
 from .results import CheckResult
@@ -21,19 +22,12 @@ from .results import CheckResult
 # (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor * reltuples,
 # defaults 50 and 0.1): past that, the planner's row estimates are likely off.
 # https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-STATISTICS
-STALE_THRESHOLD = 50
-STALE_SCALE = 0.1
+# The scale factor is the one staleness rule's (online.statistics); verify adds autovacuum's base.
+AUTOVACUUM_ANALYZE_THRESHOLD = 50
 
 # Plans name relations without their schema: resolve them through the search_path, as the query did.
-_TABLE_STATS_SQL = """
-SELECT s.schemaname, s.relname, s.n_mod_since_analyze, greatest(c.reltuples, 0)::bigint,
-       s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
-  FROM pg_stat_user_tables s
-  JOIN pg_class c ON c.oid = s.relid
- WHERE s.relid = ANY (%(oids)s::oid[])
-    OR s.relid = ANY (SELECT to_regclass(quote_ident(r)) FROM unnest(%(names)s::text[]) r)
- ORDER BY s.schemaname, s.relname
-"""
+_OF_THIS_CHECK = ("s.relid = ANY (%(oids)s::oid[]) "
+                  "OR s.relid = ANY (SELECT to_regclass(quote_ident(r)) FROM unnest(%(names)s::text[]) r)")
 
 
 def judge(conn: psycopg.Connection[Any], check: Check, result: CheckResult, index: dict[str, Any] | None,
@@ -116,31 +110,35 @@ def _not_used_hints(result: CheckResult, name: str, index: dict[str, Any], nodes
     return hints
 
 
+# Per SQLSTATE class, in order: why the check failed (with the server's message) and what to do.
+_ERRORS: tuple[tuple[Any, str, str], ...] = (
+    (pgerrors.SyntaxError, "the query does not parse: {message}", "fix the -- verify: line"),
+    (pgerrors.UndefinedTable, "the query reads a table that does not exist: {message}",
+     "run verify against the database that has the schema (or create it: `dbtune apply`)"),
+    (pgerrors.UndefinedParameter, "the query has parameters: {message}", "write literal values in the -- verify: line"),
+    ((pgerrors.UndefinedColumn, pgerrors.UndefinedFunction, pgerrors.UndefinedObject),
+     "the query names something that does not exist: {message}",
+     "fix the -- verify: line, or run verify against the database it was written for"),
+    (pgerrors.ReadOnlySqlTransaction, "the query writes: {message}",
+     "verify runs queries read-only; check a SELECT instead"),
+    (pgerrors.LockNotAvailable, "waited too long for a lock: {message}",
+     "another session holds a table of this query exclusively (a migration?); retry later"),
+    (pgerrors.QueryCanceled, "the query ran past the {timeout_s:g} s timeout",
+     "run without --analyze, or raise the timeout"),
+    (pgerrors.InsufficientPrivilege, "permission denied: {message}",
+     "verify needs SELECT on the tables the query reads"),
+)
+
+
 def explain_error(result: CheckResult, exc: pgerrors.DatabaseError, timeout_s: float) -> None:
     """Fail ``result`` for the error its query raised, by the error's SQLSTATE class."""
     message = describe(exc)
     result.sqlstate = exc.sqlstate
-    if isinstance(exc, pgerrors.SyntaxError):
-        result.fail(f"the query does not parse: {message}", "fix the -- verify: line")
-    elif isinstance(exc, pgerrors.UndefinedTable):
-        result.fail(f"the query reads a table that does not exist: {message}",
-                    "run verify against the database that has the schema (or create it: `dbtune apply`)")
-    elif isinstance(exc, pgerrors.UndefinedParameter):
-        result.fail(f"the query has parameters: {message}", "write literal values in the -- verify: line")
-    elif isinstance(exc, (pgerrors.UndefinedColumn, pgerrors.UndefinedFunction, pgerrors.UndefinedObject)):
-        result.fail(f"the query names something that does not exist: {message}",
-                    "fix the -- verify: line, or run verify against the database it was written for")
-    elif isinstance(exc, pgerrors.ReadOnlySqlTransaction):
-        result.fail(f"the query writes: {message}", "verify runs queries read-only; check a SELECT instead")
-    elif isinstance(exc, pgerrors.LockNotAvailable):
-        result.fail(f"waited too long for a lock: {message}",
-                    "another session holds a table of this query exclusively (a migration?); retry later")
-    elif isinstance(exc, pgerrors.QueryCanceled):
-        result.fail(f"the query ran past the {timeout_s:g} s timeout", "run without --analyze, or raise the timeout")
-    elif isinstance(exc, pgerrors.InsufficientPrivilege):
-        result.fail(f"permission denied: {message}", "verify needs SELECT on the tables the query reads")
-    else:
-        result.fail(f"the query failed ({exc.sqlstate}): {message}")
+    for classes, reason, hint in _ERRORS:
+        if isinstance(exc, classes):
+            result.fail(reason.format(message=message, timeout_s=timeout_s), hint)
+            return
+    result.fail(f"the query failed ({exc.sqlstate}): {message}")
 
 
 def stale_tables(conn: psycopg.Connection[Any], index: dict[str, Any] | None,
@@ -149,12 +147,13 @@ def stale_tables(conn: psycopg.Connection[Any], index: dict[str, Any] | None,
     oids = [index["table_oid"]] if index else []
     names = unique(n["Relation Name"] for _, n in nodes if n.get("Relation Name"))
     stale = []
-    for schema, table, modified, reltuples, never in conn.execute(_TABLE_STATS_SQL, {"oids": oids, "names": names}):
-        label = table if schema == "public" else f"{schema}.{table}"
-        if never:
+    for found in statistics.stale_tables(conn, _OF_THIS_CHECK, {"oids": oids, "names": names},
+                                         base_rows=AUTOVACUUM_ANALYZE_THRESHOLD):
+        label = found.table if found.schema == "public" else f"{found.schema}.{found.table}"
+        if found.never:
             stale.append(f"{label} (never analyzed)")
-        elif modified > STALE_THRESHOLD + STALE_SCALE * reltuples:
-            stale.append(f"{label} ({modified} rows changed since its last ANALYZE)")
+        else:
+            stale.append(f"{label} ({found.changed} rows changed since its last ANALYZE)")
     return stale
 
 
