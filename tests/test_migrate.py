@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbtune.core.runlock import LOCK_KEY, Backoff
+from dbtune.core.retry import Backoff
+from dbtune.core.runlock import LOCK_KEY
 from tests.fix_cli import OWN_MIGRATIONS, ROOT, SCENARIOS, released_after, run_cli, scalar
 
 OWN = ["--migrations", str(OWN_MIGRATIONS)]
@@ -239,8 +240,8 @@ def test_lock_timeout_gives_up_after_retries(database: str) -> None:
         reader.execute("SELECT count(*) FROM customers")
         from dbtune.core.output import Output
         from dbtune.core.settings import resolve_migrations, resolve_target
-        from dbtune.migration import runner as migrate
-        from dbtune.online.engine import OnlineOptions
+        from dbtune.migration import verbs as migrate
+        from dbtune.online import OnlineOptions
 
         options = migrate.RunOptions(online=OnlineOptions(out=Output(quiet=True), lock_timeout_s=0.1,
                                                           backoff=Backoff(retries=2, base_s=0.05)))

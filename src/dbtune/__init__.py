@@ -27,8 +27,8 @@ from .core.errors import (
 )
 
 _LAZY = {
-    "apply": "migration.runner", "rollback": "migration.runner", "status": "migration.runner",
-    "RunOptions": "migration.runner", "OnlineOptions": "online.engine", "Engine": "online.engine",
+    "apply": "migration.verbs", "rollback": "migration.verbs", "status": "migration.verbs",
+    "RunOptions": "migration.config", "OnlineOptions": "online", "Engine": "online",
     "resolve_target": "core.settings", "resolve_migrations": "core.settings", "Target": "core.settings",
     "Output": "core.output", "seed": "seed", "throwaway_server": "servers.throwaway",
 }

@@ -27,12 +27,9 @@ from .core.errors import DbtuneError
 from .core.resources import sql_path
 from .core.settings import Target
 from .migration import drivers
-from .online.engine import Engine, OnlineOptions
+from .migration.keys import OPTIONS_KEY, OWN_PIDS_KEY
+from .online import Engine, OnlineOptions
 from .sqltext.statements import IndexStatement, parse_index_statement, read_index_file, split_sql
-
-# config.attributes key under which `dbtune apply` passes its run options.
-OPTIONS_KEY = "dbtune.online"
-OWN_PIDS_KEY = "dbtune.own_pids"
 
 
 def _path(name: str | Path) -> Path:

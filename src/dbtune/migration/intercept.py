@@ -28,9 +28,10 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from ..core.errors import ConfigError, MigrationFailed
 from ..core.output import Output
-from ..core.runlock import RunLock, set_lock_timeout
+from ..core.retry import set_lock_timeout
+from ..core.runlock import RunLock
 from ..core.settings import Target
-from ..online.engine import Engine, OnlineOptions, build_statement_timeout_ms
+from ..online import Engine, OnlineOptions, build_statement_timeout_ms
 from ..sqltext.statements import IndexStatement, must_run_outside_transaction, parse_index_statement, retarget
 from . import drivers
 

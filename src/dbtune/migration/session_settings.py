@@ -11,10 +11,13 @@ comes from (``pg_settings.source``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
+from sqlalchemy import event
 
 from . import drivers
 
@@ -65,6 +68,64 @@ class Saved:
     @property
     def standby(self) -> bool:
         return self.values.get("in_recovery", ("false", ""))[0] == "true"
+
+
+# Where env.py's connection keeps what it carried before dbtune's first bind: the DBAPI
+# connection's info lives as long as that connection, across binds, retries and checkouts.
+_SAVED_KEY = "dbtune.saved_settings"
+
+
+def set_for_run(connection: Any, stack: contextlib.ExitStack, *, lock_timeout_ms: int,
+                statement_timeout_ms: int | None) -> Saved:
+    """The run's settings on env.py's (SQLAlchemy) connection; what it carried is read once and kept."""
+    raw = drivers.dbapi(connection)
+    info = connection.connection.info
+    if _SAVED_KEY not in info:
+        info[_SAVED_KEY] = read(raw, statement_timeout_ms=statement_timeout_ms)
+        _restore_on_checkin(connection, stack)
+    saved: Saved = info[_SAVED_KEY]
+    apply(raw, saved, lock_timeout_ms=lock_timeout_ms)
+    _commit_unless_in_transaction(connection)
+    return saved
+
+
+def restoring(connection: Any, steps: Iterator[Any]) -> Iterator[Any]:
+    """The steps, then env.py's connection as it was: it may go back to a pool of the application's.
+
+    Alembic pulls the steps one at a time and runs each before pulling the next, so the
+    code after the last one runs once every revision has run.  After a failed revision
+    the transaction is aborted and env.py drops the connection; a pooled one is put back
+    by the pool's checkin (see _restore_on_checkin)."""
+    yield from steps
+    saved = connection.connection.info.pop(_SAVED_KEY, None)
+    if saved is not None and not connection.closed:
+        restore(drivers.dbapi(connection), saved)
+        _commit_unless_in_transaction(connection)
+
+
+def _restore_on_checkin(connection: Any, stack: contextlib.ExitStack) -> None:
+    """Put the connection's settings back when it returns to its pool with them still changed (a
+    failed run): after the pool's own rollback, before another checkout.  Best effort: a
+    connection that cannot take a statement then is one the pool discards."""
+    pool = connection.engine.pool
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        saved = record.info.pop(_SAVED_KEY, None)
+        if saved is None or dbapi_connection is None:
+            return
+        with contextlib.suppress(Exception):  # any driver's error: nothing to do but let it go
+            restore(dbapi_connection, saved)
+            dbapi_connection.commit()
+
+    if not event.contains(pool, "checkin", checkin):
+        event.listen(pool, "checkin", checkin)
+        stack.callback(event.remove, pool, "checkin", checkin)
+
+
+def _commit_unless_in_transaction(connection: Any) -> None:
+    if not connection.in_transaction():
+        # SQLAlchemy has no transaction open: end the one the driver began for our statements.
+        drivers.dbapi(connection).commit()
 
 
 def read(raw: Any, *, statement_timeout_ms: int | None) -> Saved:
