@@ -21,7 +21,6 @@ import psycopg
 from . import db
 from .errors import LockBusy, LockLost
 from .output import Output
-from .retry import Backoff, set_lock_timeout  # noqa: F401 - their old address, until no module imports it
 from .settings import Target
 
 # pg_advisory_lock takes a bigint; this one spells "dbtune" in ASCII.  Other

@@ -7,11 +7,11 @@ on plain columns with no WHERE clause
 (https://www.postgresql.org/docs/current/sql-refreshmaterializedview.html), so
 dbtune uses it whenever it can, and says why readers will wait when it cannot.
 
-Each view is refreshed under an advisory lock of its own (``locking.run_lock``
+Each view is refreshed under an advisory lock of its own (``core.runlock.run_lock``
 with a key derived from the view's name): an overlapping cron run skips a view
 that is being refreshed rather than queue behind it.  PostgreSQL does not
 record when a view was last refreshed, so dbtune does, in ``dbtune.refresh_history``
-(refresh_history.py).  Without that table (or the right to write it) the views
+(``history``).  Without that table (or the right to write it) the views
 are still refreshed, with one warning that history was not recorded.  A hot
 standby (or a read-only session) refreshes nothing and says so in one line;
 ``status`` only reads, so it works there.
