@@ -16,10 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..core import db
+from ..core import db, setting_sources
 from ..core.errors import ConfigError
 from ..core.settings import Target
-from ..migration.session_settings import _SOURCES
 
 SCHEMA = "dbtune"
 HISTORY = "refresh_history"
@@ -103,7 +102,7 @@ def writable(conn: psycopg.Connection, what: str) -> None:
         raise ConfigError(f"this server is a hot standby, where nothing is written: {what} on the primary "
                           "(materialized views reach the standbys by replication)")
     if read_only:
-        where = _SOURCES.get(source, source)  # how migrations name it too
+        where = setting_sources.describe(source)  # how migrations name it too
         raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by {where}): "
                           f"{what} needs a writable one")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import event
 
+from ..core import setting_sources
 from . import drivers
 
 # Each setting dbtune may change on the connection: its value now and where it comes from.
@@ -28,17 +28,6 @@ _READ = sql.SQL("SELECT name, current_setting(name), source FROM pg_settings WHE
                 "(SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only') "
                 "UNION ALL SELECT 'in_recovery', pg_is_in_recovery()::text, ''")
 
-# pg_settings.source, as a DBA would say it.
-_SOURCES = {
-    "user": "the role (ALTER ROLE ... SET)",
-    "database": "the database (ALTER DATABASE ... SET)",
-    "database user": "the role in this database (ALTER ROLE ... IN DATABASE ... SET)",
-    "configuration file": "the server's configuration (postgresql.conf or ALTER SYSTEM)",
-    "session": "env.py's connection setup (a SET on the connection)",
-    "client": "env.py's connection options (PGOPTIONS or the URL's options)",
-    "environment variable": "the server's environment",
-    "command line": "the server's command line",
-}
 
 
 @dataclass
@@ -117,6 +106,8 @@ def _restore_on_checkin(connection: Any, stack: contextlib.ExitStack) -> None:
             restore(dbapi_connection, saved)
             dbapi_connection.commit()
 
+    from sqlalchemy import event  # only a migration run gets here: verbs that run none never import it
+
     if not event.contains(pool, "checkin", checkin):
         event.listen(pool, "checkin", checkin)
         stack.callback(event.remove, pool, "checkin", checkin)
@@ -184,7 +175,7 @@ def read_only_note(saved: Saved | None) -> str | None:
     if saved.standby:
         return "the server is a hot standby (read-only): run it against the primary"
     if saved.read_only_source is not None:
-        where = _SOURCES.get(saved.read_only_source, saved.read_only_source)
+        where = setting_sources.describe(saved.read_only_source)
         return (f"default_transaction_read_only is on for this connection, set by {where}: connect as a role "
                 "meant to migrate, or turn it off for that role")
     return None
@@ -197,7 +188,7 @@ def statement_timeout_note(saved: Saved | None) -> str | None:
     if saved.statement_timeout_source == "--statement-timeout":
         return (f"statement_timeout is {saved.statement_timeout} here (--statement-timeout); "
                 "raise it, or pass --statement-timeout 0 for none")
-    where = _SOURCES.get(saved.statement_timeout_source, saved.statement_timeout_source)
+    where = setting_sources.describe(saved.statement_timeout_source)
     return (f"statement_timeout is {saved.statement_timeout} on this connection, set by {where}; raise it for "
             "this run with --statement-timeout SECONDS (0: none), which dbtune applies to the migration's "
             "statements and puts back afterwards")
