@@ -54,6 +54,9 @@ class Monitor:
         self._stop = threading.Event()
         self._lock_lost = False
         self._conn = db.connect(target, purpose="monitor")
+        # Each poll holds a snapshot for a moment, which a concurrent build in its waiting
+        # phases waits out: that is our own session, never a blocker to name.
+        self.own_pids.add(db.pid(self._conn))
         self._thread = threading.Thread(target=self._loop, name="dbtune-monitor", daemon=True)
         self._thread.start()
 
@@ -83,6 +86,7 @@ class Monitor:
                 try:
                     self._conn.close()
                     self._conn = db.connect(self.target, purpose="monitor")
+                    self.own_pids.add(db.pid(self._conn))
                 except DbtuneError:
                     self.options.out.warn("progress monitor stopped: no more progress or blocker reports, "
                                           "and --max-wait is no longer enforced for the builds running now")
