@@ -46,15 +46,21 @@ def dbapi(connection: Any) -> Any:
     return connection.connection.dbapi_connection
 
 
-def query_one(raw: Any, statement: str) -> tuple[Any, ...] | None:
-    """Run a parameterless query on a DBAPI connection of any driver; its first row."""
+def query_all(raw: Any, statement: str) -> list[tuple[Any, ...]]:
+    """Run a parameterless statement on a DBAPI connection of any driver; its rows (none for a
+    statement that returns none, such as RESET)."""
     cursor = raw.cursor()
     try:
         cursor.execute(statement)
-        row = cursor.fetchone()
-        return tuple(row) if row is not None else None
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description is not None else []
     finally:
         cursor.close()
+
+
+def query_one(raw: Any, statement: str) -> tuple[Any, ...] | None:
+    """Run a parameterless query on a DBAPI connection of any driver; its first row."""
+    rows = query_all(raw, statement)
+    return rows[0] if rows else None
 
 
 def identity(raw: Any) -> Identity:

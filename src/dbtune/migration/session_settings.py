@@ -108,9 +108,9 @@ def _restore_on_checkin(connection: Any, stack: contextlib.ExitStack) -> None:
 
     from sqlalchemy import event  # only a migration run gets here: verbs that run none never import it
 
-    if not event.contains(pool, "checkin", checkin):
-        event.listen(pool, "checkin", checkin)
-        stack.callback(event.remove, pool, "checkin", checkin)
+    # Once per DBAPI connection (set_for_run calls this only on its first bind), removed with the run.
+    event.listen(pool, "checkin", checkin)
+    stack.callback(event.remove, pool, "checkin", checkin)
 
 
 def _commit_unless_in_transaction(connection: Any) -> None:
@@ -121,13 +121,7 @@ def _commit_unless_in_transaction(connection: Any) -> None:
 
 def read(raw: Any, *, statement_timeout_ms: int | None) -> Saved:
     """The connection's settings before dbtune sets any (read once per connection)."""
-    query = _READ.format(sql.Literal(list(_MANAGED)))
-    cursor = raw.cursor()
-    try:
-        cursor.execute(query.as_string())
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
+    rows = drivers.query_all(raw, _READ.format(sql.Literal(list(_MANAGED))).as_string())
     return Saved(values={str(r[0]): (str(r[1]), str(r[2])) for r in rows}, statement_timeout_ms=statement_timeout_ms)
 
 
@@ -148,15 +142,7 @@ def restore(raw: Any, saved: Saved) -> None:
     _set(raw, own)
     for name in _MANAGED:
         if name in saved.values and name not in own:
-            _reset(raw, name)
-
-
-def _reset(raw: Any, name: str) -> None:
-    cursor = raw.cursor()
-    try:
-        cursor.execute(sql.SQL("RESET {}").format(sql.Identifier(name)).as_string())
-    finally:
-        cursor.close()
+            drivers.query_all(raw, sql.SQL("RESET {}").format(sql.Identifier(name)).as_string())
 
 
 def _set(raw: Any, values: dict[str, str]) -> None:
