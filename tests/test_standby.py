@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from dbtune.servers.throwaway import LocalServer, _free_port, _run_as, server_home, throwaway_server
-from tests.fix_cli import run_cli, scalar
+from tests.fix_cli import OWN_MIGRATIONS, run_cli, scalar
 from tests.fix_db import _kinds
 from tests.test_online import wait_until
 
@@ -145,3 +145,16 @@ def test_refresh_status_on_a_standby_says_where_history_lives_then_reads_it(pair
     assert after.exit_code == 0 and after.stderr == "", after.output
     [row] = json.loads(after.stdout)
     assert row["last_refresh"] is not None and row["rows"] == 5 and row["concurrently"] is True
+
+
+def test_a_standby_is_read_by_status_and_refused_by_apply_and_rollback(pair: Pair) -> None:
+    standby = pair.url(pair.standby)
+    project = ["--database-url", standby, "--migrations", str(OWN_MIGRATIONS)]
+    status = run_cli("status", "--format", "json", *project)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["current"] == []
+    for verb in (["apply"], ["rollback", "--to", "base"]):
+        refused = run_cli(*verb, *project)
+        assert refused.exit_code == 2, refused.output
+        [line] = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert "is a hot standby" in line and "primary" in line and "nothing was changed" in line
