@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import psycopg
@@ -10,7 +9,7 @@ import pytest
 
 from dbtune.core.runlock import LOCK_KEY
 from tests.fix_cli import dbtune_process, released_after, run_cli, scalar
-from tests.test_online import Blocker, index_state, wait_until
+from tests.test_online import Blocker, build_in_progress, index_state, wait_until
 from tests.test_own_migrations import project
 
 PEOPLE = 'op.execute("CREATE TABLE people (id int PRIMARY KEY, email text, full_name text, is_active bool)")'
@@ -130,17 +129,9 @@ def test_a_run_whose_lock_another_run_took_stops_at_a_safe_point(database: str, 
 
 def test_a_build_another_session_is_running_is_never_dropped(database: str, tmp_path: Path) -> None:
     root, blocker = blocked_build_project(tmp_path, database)
-    builder = psycopg.connect(database, autocommit=True, application_name="other-run")
-    thread = threading.Thread(target=builder.execute, args=("CREATE INDEX CONCURRENTLY ix_people_email "
-                                                            "ON people (email)",))
-    thread.start()
-    try:
-        wait_until(lambda: index_state(database, "ix_people_email") is not None, what="the other build")
+    with build_in_progress(database, "ix_people_email", "CREATE INDEX CONCURRENTLY ix_people_email ON people (email)",
+                           blocker, "other-run"):
         result = apply(database, root, "--max-wait", "1")
-    finally:
-        blocker.release()
-        thread.join(timeout=60)
-        builder.close()
     assert result.exit_code == 5, result.output
     line = error_line(result.stderr)
     assert "other-run" in line and "still building" in line and "stays at r1" in line

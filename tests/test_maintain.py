@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 
 from dbtune.maintenance.maintain import LOCK_KEY
 from tests.fix_cli import run_cli, scalar
-from tests.test_online import Blocker, cancelled_build, index_state, wait_until
+from tests.test_online import Blocker, build_in_progress, cancelled_build, index_state, wait_until
 
 
 def execute(database: str, statement: str) -> None:
@@ -69,18 +67,10 @@ def test_an_invalid_index_it_did_not_make_is_rebuilt(database: str) -> None:
 
 def test_a_build_in_progress_is_left_alone(database: str) -> None:
     filled(database)
-    blocker = Blocker(database, "snapshot")
-    builder = psycopg.connect(database, autocommit=True)
-    thread = threading.Thread(target=builder.execute,
-                              args=("CREATE INDEX CONCURRENTLY ix_events_account ON events (account)",))
-    thread.start()
-    try:
-        wait_until(lambda: index_state(database, "ix_events_account") is not None, what="the build to start")
+    with build_in_progress(database, "ix_events_account",
+                           "CREATE INDEX CONCURRENTLY ix_events_account ON events (account)",
+                           Blocker(database, "snapshot")):
         result = maintain(database, "--only", "reindex")
-    finally:
-        blocker.release()
-        thread.join(timeout=60)
-        builder.close()
     assert result.exit_code == 0, result.output
     assert "left alone: leave alone public.ix_events_account" in result.stdout
     assert index_state(database, "ix_events_account") == (True, True)  # the build finished, untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
 import threading
@@ -86,6 +87,23 @@ class Blocker:
     def release(self) -> None:
         self.conn.rollback()
         self.conn.close()
+
+
+@contextlib.contextmanager
+def build_in_progress(dsn: str, index: str, statement: str, blocker: Blocker,
+                      application: str = "") -> Iterator[None]:
+    """Another session's concurrent build of ``index``, held in its waiting phases by ``blocker``
+    for the length of the block; then the blocker lets go and the build finishes."""
+    builder = psycopg.connect(dsn, autocommit=True, application_name=application)
+    thread = threading.Thread(target=builder.execute, args=(statement,))
+    thread.start()
+    try:
+        wait_until(lambda: index_state(dsn, index) is not None, what="the other session's build")
+        yield
+    finally:
+        blocker.release()
+        thread.join(timeout=60)
+        builder.close()
 
 
 def release_when(blocker: Blocker, dsn: str, query: str, what: str) -> threading.Thread:

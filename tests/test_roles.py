@@ -4,7 +4,6 @@ rest on what every role can see, and a missing privilege costs detail, never saf
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import psycopg
@@ -14,7 +13,7 @@ from dbtune.online import PRIVILEGE_HINT
 from tests.fix_cli import dbtune_process, run_cli
 from tests.fix_db import OwnedDatabase
 from tests.test_hardening import PEOPLE, error_line, lock_pid
-from tests.test_online import Blocker, cancelled_build, index_state, wait_until
+from tests.test_online import Blocker, build_in_progress, cancelled_build, index_state, wait_until
 from tests.test_own_migrations import project
 
 BUILDS = """
@@ -98,20 +97,12 @@ def test_another_roles_build_in_progress_is_never_dropped_nor_reindexed(people) 
     """A DBA builds the index by hand, as a superuser, while the owner role runs apply and maintain:
     the build's table and phase are hidden from the owner, its lock on the table is not."""
     owned, root, app = people
-    blocker = Blocker(app, "snapshot")
-    builder = psycopg.connect(owned.admin_url, autocommit=True, application_name="dba-by-hand")
-    thread = threading.Thread(target=builder.execute,
-                              args=("CREATE INDEX CONCURRENTLY ix_people_email ON people (email)",))
-    thread.start()
-    try:
-        wait_until(lambda: index_state(owned.admin_url, "ix_people_email") is not None, what="the DBA's build")
+    with build_in_progress(owned.admin_url, "ix_people_email",
+                           "CREATE INDEX CONCURRENTLY ix_people_email ON people (email)",
+                           Blocker(app, "snapshot"), "dba-by-hand"):
         maintained = run_cli("maintain", "--database-url", owned.url, "--only", "reindex")
         result = apply_as(owned.url, root, "--max-wait", "1", "--no-progress")
         still_building = index_state(owned.admin_url, "ix_people_email")
-    finally:
-        blocker.release()
-        thread.join(timeout=60)
-        builder.close()
     assert maintained.exit_code == 0, maintained.output
     assert "left alone: leave alone public.ix_people_email" in maintained.stdout
     assert result.exit_code == 5, result.output
