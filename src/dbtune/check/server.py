@@ -30,7 +30,7 @@ def scratch_database(options: CheckOptions, report: CheckReport, out: Output) ->
         with db.connect(admin, purpose="check") as conn:
             report.server = f"PostgreSQL {conn.info.parameter_status('server_version')} at {admin.masked}"
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        scratch = Target(admin.url.set(database=name), "scratch database")
+        scratch = admin.with_params("scratch database", dbname=name)
         try:
             yield scratch
         finally:

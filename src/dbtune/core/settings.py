@@ -48,11 +48,6 @@ class Target:
     explicit: bool = True
     session: tuple[tuple[str, str], ...] = ()
 
-    def __post_init__(self) -> None:
-        if hasattr(self.params, "drivername"):
-            # Target(sqlalchemy_url, source), as check still builds its scratch database's target.
-            object.__setattr__(self, "params", tuple(conninfo.from_sqlalchemy(self.params).items()))
-
     @classmethod
     def parse(cls, text: str, source: str) -> Target:
         try:
