@@ -49,10 +49,11 @@ class Repair:
     def after_failure(self, conn: psycopg.Connection, st: IndexStatement, table: tuple[str, str],
                       monitor: Monitor) -> str:
         """Clean up after a failed statement; the words to add to its error message."""
+        opened = None
         if conn.closed or conn.broken:
             # The build's session is gone (terminated, or the network): clean up from a new one.
             try:
-                conn = self.connect()
+                conn = opened = self.connect()
             except DbtuneError:
                 return "; an INVALID index may be left behind: the next dbtune apply repairs it"
         try:
@@ -65,6 +66,9 @@ class Repair:
             return left_behind(self.cleanup_after_failure(conn, st, table, monitor))
         except psycopg.Error as exc:
             return f"; cleaning up failed too ({db.describe(exc, self.target)}): the next dbtune apply repairs it"
+        finally:
+            if opened is not None:
+                opened.close()
 
     def leftovers(self, conn: psycopg.Connection, table: tuple[str, str], name: str,
                   include_self: bool) -> list[str]:
