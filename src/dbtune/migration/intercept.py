@@ -166,7 +166,7 @@ def intercepted(state: RunState) -> Iterator[Callable[[], None]]:
     cap_ms = int(state.options.lock_timeout_s * 1000)
     state.effective_lock_timeout_ms = cap_ms
     # A statement run like a build that failed never reached ``after``: what it changed on its
-    # connection is set again when env.py's next connection is bound (migrate._bind).
+    # connection is set again when env.py's next connection is bound (session_settings.set_for_run).
     state.statement_timeout_after = None
 
     def flush() -> None:

@@ -116,10 +116,11 @@ class Run:
         raw = drivers.dbapi(connection)
         theirs = drivers.identity(raw)
         self.migration_target = _masked(connection.engine.url)
-        if drivers.client_pid(raw) not in (None, theirs.pid):
-            self._pooled(connection)
-        if self.bound is None:
-            self._check_database(connection, theirs)
+        if self.bound is None:  # the first bind of the run: later ones reach the same endpoint
+            engine_target = Target.from_engine_url(connection.engine.url, source="env.py's connection")
+            if drivers.client_pid(raw) not in (None, theirs.pid):
+                self._pooled(engine_target)
+            self._check_database(theirs, engine_target)
         own_version_table = _version_table(raw, context)
         if own_version_table not in self.version_tables:
             self.version_tables.append(own_version_table)
@@ -137,10 +138,9 @@ class Run:
             raise ConfigError(f"{(self.bound or self.target).masked} is a hot standby (read-only): "
                               "apply and rollback run against the primary; nothing was changed")
 
-    def _check_database(self, connection: Any, theirs: drivers.Identity) -> None:
+    def _check_database(self, theirs: drivers.Identity, engine_target: Target) -> None:
         """The database env.py reached is the one dbtune was given (or, given none, becomes the run's)."""
-        candidate = self.target if self.target.explicit else Target.from_engine_url(
-            connection.engine.url, source="env.py's connection")
+        candidate = self.target if self.target.explicit else engine_target
         try:
             ours = drivers.identity(self.own if self.own is not None and candidate is self.target
                                     else self._own(candidate))
@@ -158,12 +158,11 @@ class Run:
         self.bound = candidate
         self.out.info(f"database: {candidate.masked} (from {candidate.source})")
 
-    def _pooled(self, connection: Any) -> None:
+    def _pooled(self, engine_target: Target) -> None:
         """env.py's connection goes through a pooler: go on only in session pooling (see pooler.py),
         told on a session of dbtune's own to the same address, before anything is set."""
-        theirs = Target.from_engine_url(connection.engine.url, source="env.py's connection")
         try:
-            db.connect(theirs, purpose="pooler check").close()
+            db.connect(engine_target, purpose="pooler check").close()
         except PoolerRefused as exc:
             raise PoolerRefused(f"env.py's connection to {exc}", mode=exc.data["mode"],
                                 endpoint=exc.data["endpoint"]) from None
