@@ -168,3 +168,21 @@ def test_a_full_pool_is_reported_as_such_not_as_a_pooling_mode(
     assert result.exit_code == 3, result.output
     assert "no free server connection within 1s" in result.stderr
     assert "pooling mode" in result.stderr and "statement pooling" not in result.stderr
+
+
+def test_env_py_through_a_pooler_dbtune_cannot_probe_is_refused(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """env.py holds one of the pool's two servers, dbtune's check takes the other, and the probe's
+    second client finds none free: dbtune cannot tell the mode, so it stops before setting anything."""
+    monkeypatch.setattr(pooler, "PROBE_WAIT_S", 1.0)
+    bouncer = pgbouncer("session", pool_size=2)
+    root = project(tmp_path, *TABLE_AND_INDEX)
+    env_py = root / "env.py"
+    env_py.write_text(env_py.read_text().replace('config.get_main_option("sqlalchemy.url"), poolclass',
+                                                 f'{bouncer.url(owned_database.url)!r}, poolclass'))
+    result = run_cli("apply", "--database-url", owned_database.url, "--migrations", str(root))
+    assert result.exit_code == 2, result.output
+    line = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(line) == 1 and "cannot open a session there to tell its pooling mode" in line[0], result.stderr
+    assert owned_database.password not in result.output
+    assert scalar(owned_database.admin_url, "SELECT to_regclass('people') IS NULL")

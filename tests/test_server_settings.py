@@ -84,7 +84,7 @@ def test_a_read_only_role_is_told_why_nothing_was_written(owned_database: OwnedD
     root = project(tmp_path, PEOPLE)
     carry(owned_database, "role", default_transaction_read_only="on")
     result = apply(owned_database, root)
-    assert result.exit_code != 0, result.output
+    assert result.exit_code == 1, result.output  # the revision failed; the database stays at base
     line = error_line(result.stderr)
     assert "default_transaction_read_only is on for this connection, set by the role" in line
     assert scalar(owned_database.admin_url, "SELECT to_regclass('people') IS NULL")

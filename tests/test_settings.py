@@ -37,3 +37,14 @@ def test_an_alembic_ini_names_the_directory(tmp_path: Path) -> None:
     (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/nowhere\n")
     with pytest.raises(ConfigError, match="not an Alembic directory"):
         resolve_migrations(tmp_path)
+
+
+def test_every_public_name_loads_from_the_package() -> None:
+    """The names `import dbtune` promises (loaded lazily from their modules) are all there."""
+    import dbtune
+
+    assert dbtune.__all__
+    for name in dbtune.__all__:
+        assert getattr(dbtune, name) is not None, name
+    with pytest.raises(AttributeError):
+        dbtune.no_such_name  # noqa: B018
