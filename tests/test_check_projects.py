@@ -8,11 +8,9 @@ application's settings pointing at an empty ``app`` database on it, which must s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tests.fix_cli import scalar
 from tests.fix_db import Server
@@ -55,16 +53,6 @@ def scratch_databases(admin: str) -> int:
     return int(scalar(admin, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbtune_check_%'"))
 
 
-@pytest.fixture
-def app_database(pg_server: Server) -> Iterator[str]:
-    """The empty database the application's settings name on the CI service server."""
-    url = pg_server.create_database()
-    try:
-        yield url
-    finally:
-        pg_server.drop_database(url)
-
-
 def test_a_settings_driven_project_passes_on_the_embedded_server(tmp_path: Path) -> None:
     """POSTGRES_* components ([tool.dbtune] check.url-env); old revisions left to --since, the chain run whole."""
     project = copy("template", tmp_path) / "backend"
@@ -82,10 +70,10 @@ def test_a_settings_driven_project_passes_on_the_embedded_server(tmp_path: Path)
     assert NOWHERE["POSTGRES_PASSWORD"] not in err
 
 
-def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server: Server, app_database: str, tmp_path: Path) -> None:
+def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server: Server, database: str, tmp_path: Path) -> None:
     """A service server, the application's settings naming its empty app database: checked on a scratch one."""
     project = copy("template", tmp_path) / "backend"
-    env = settings_of(app_database)
+    env = settings_of(database)
     code, report, err = run_check(project, env, "--database-url", pg_server.admin_dsn)
     # Without a baseline the revisions that ran in production long ago fail lint; the rest passes.
     assert code == 1 and report["failed_step"] == "lint", err
@@ -94,32 +82,32 @@ def test_a_settings_driven_project_in_a_ci_shaped_run(pg_server: Server, app_dat
     notes = "\n".join(steps(report)["lint"]["notes"])
     assert "d98dd8ec85a3 line" in notes and "renaming-column (squawk)" in notes  # advice, not a failure
     assert [s["status"] for s in report["steps"][3:]] == ["passed"] * 4
-    assert tables(app_database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
+    assert tables(database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
 
     # The baseline recorded once in the project: the same run passes.
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + f'since = "{TEMPLATE_OLD}"\n')
     code, report, err = run_check(project, env, "--database-url", pg_server.admin_dsn)
     assert code == 0 and report["ok"], err
-    assert tables(app_database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
+    assert tables(database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
     assert env["POSTGRES_PASSWORD"] not in err
 
 
-def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server: Server, app_database: str,
+def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server: Server, database: str,
                                                               tmp_path: Path) -> None:
     """Without the settings handed over, env.py reaches the app database: nothing is checked there."""
     project = copy("template", tmp_path) / "backend"
     pyproject = project / "pyproject.toml"
     pyproject.write_text("\n".join(line for line in pyproject.read_text().splitlines()
                                    if not line.startswith("url-env")) + "\n")
-    env = settings_of(app_database)
+    env = settings_of(database)
     result = dbtune("check", "--database-url", pg_server.admin_dsn, cwd=project, env=env, timeout=300)
     assert result.exit_code == 2, result.output
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert f"database {env['POSTGRES_DB']}" in line and "--url-env NAME=PART" in line, line
     assert "nothing was checked" in line and "Traceback" not in result.output
     assert env["POSTGRES_PASSWORD"] not in result.output
-    assert tables(app_database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
+    assert tables(database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
 
     # The application's settings naming a server where nothing listens: refused the same way.
     nowhere = dbtune("check", cwd=project, env=NOWHERE, timeout=300)
@@ -127,27 +115,27 @@ def test_an_env_py_that_goes_elsewhere_is_refused_in_one_line(pg_server: Server,
     assert "tried another one and failed" in nowhere.stderr and "--url-env" in nowhere.stderr
 
 
-def test_a_url_setting_of_its_own_name_and_driver_is_handed_over(pg_server: Server, app_database: str,
+def test_a_url_setting_of_its_own_name_and_driver_is_handed_over(pg_server: Server, database: str,
                                                                  tmp_path: Path) -> None:
     """--url-env NAME: the scratch database's URL, on the driver the application's setting names."""
     project = copy("settings_url", tmp_path)
-    env = {"APP_DATABASE_URL": "postgresql+psycopg2://" + app_database.split("://", 1)[1]}
+    env = {"APP_DATABASE_URL": "postgresql+psycopg2://" + database.split("://", 1)[1]}
     code, report, err = run_check(project, env, "--database-url", pg_server.admin_dsn, "--url-env", "APP_DATABASE_URL")
     assert code == 0, err
     assert [s["status"] for s in report["steps"]] == ["passed"] * 4 + ["skipped", "passed", "passed"]
     assert report["result"] == "incomplete" and not report["ok"]  # no checks declared: verify did not run
-    assert tables(app_database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
+    assert tables(database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
 
-    asyncpg = {"APP_DATABASE_URL": "postgresql+asyncpg://" + app_database.split("://", 1)[1]}
+    asyncpg = {"APP_DATABASE_URL": "postgresql+asyncpg://" + database.split("://", 1)[1]}
     code, report, err = run_check(project, asyncpg, "--url-env", "APP_DATABASE_URL")  # the embedded server
     assert code == 0, err
-    assert tables(app_database) == 0
+    assert tables(database) == 0
 
 
-def test_a_database_url_setting_needs_nothing(pg_server: Server, app_database: str, tmp_path: Path) -> None:
+def test_a_database_url_setting_needs_nothing(pg_server: Server, database: str, tmp_path: Path) -> None:
     """DATABASE_URL names the scratch database while the check runs, whatever it named before."""
     project = copy("settings_url", tmp_path)
-    code, report, err = run_check(project, {"DATABASE_URL": app_database}, "--database-url", pg_server.admin_dsn)
+    code, report, err = run_check(project, {"DATABASE_URL": database}, "--database-url", pg_server.admin_dsn)
     assert code == 0, err
     assert [c["name"] for c in steps(report)["round trip"]["cases"]] == ["s1", "s2"]
-    assert tables(app_database) == 0 and scratch_databases(pg_server.admin_dsn) == 0
+    assert tables(database) == 0 and scratch_databases(pg_server.admin_dsn) == 0

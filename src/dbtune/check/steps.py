@@ -150,8 +150,12 @@ def _quiet_options() -> Any:
     from ..migration.config import RunOptions
     from ..online import OnlineOptions
 
-    return RunOptions(online=OnlineOptions(out=Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True,
-                                                      show_progress=False), max_wait=120))
+    return RunOptions(online=OnlineOptions(out=_silent(), max_wait=120))
+
+
+def _silent() -> Output:
+    """A writer for the steps' own runs: check reports their outcome, not their lines."""
+    return Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True, show_progress=False)
 
 
 def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
@@ -191,7 +195,7 @@ def verify_step(step: Step, target: Target, migrations: Migrations, dirs: list[P
         from ..seed import seed
 
         with db.connect(target, purpose="check", autocommit=False) as conn:
-            seed(conn, SEED_SCALE, out=Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True))
+            seed(conn, SEED_SCALE, out=_silent())
         with db.connect(target, purpose="check") as conn:
             conn.execute("ANALYZE")
     result = verify(target, dirs, can_use=True)
@@ -253,7 +257,7 @@ def views_step(step: Step, target: Target) -> None:
     from ..maintenance.refresh import Options, refresh
     from ..monitoring import views as monitoring
 
-    quiet = Output(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True, show_progress=False)
+    quiet = _silent()
     try:
         results = refresh(target, all_views=True, options=Options(timeout_s=300), out=quiet)
     except DbtuneError as exc:

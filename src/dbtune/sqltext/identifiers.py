@@ -62,7 +62,6 @@ def split_identifiers(text: str) -> list[str] | None:
 
 def split_qualified(name: str) -> tuple[str | None, str]:
     """``schema.name`` or ``name`` (as matched by ``qualified(2)``) -> (schema or None, name), folded."""
-    parts = re.findall(IDENT, name)
-    if len(parts) == 2:
-        return fold(parts[0]), fold(parts[1])
-    return None, fold(parts[0])
+    parts = split_identifiers(name)
+    assert parts, name  # callers pass only text ``qualified(2)`` matched
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
