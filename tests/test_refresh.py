@@ -280,11 +280,20 @@ def test_a_read_only_database_refreshes_nothing_in_one_line_and_status_still_rea
     for args in (["keyed"], ["--setup"]):
         refused = refresh(views, *args)
         assert refused.exit_code == 2, refused.output
-        assert "read-only (default_transaction_read_only is on, set by the database (ALTER DATABASE" in \
-            one_line(refused)
+        line = one_line(refused)
+        assert "read-only (default_transaction_read_only is on, set by the database (ALTER DATABASE" in line
+        assert line.endswith("from a writable session"), line
     status = run_cli("refresh", "--database-url", views, "keyed", "--status", "--format", "json")
     assert status.exit_code == 0, status.output
     import json
 
     [row] = json.loads(status.stdout)
     assert row["rows"] == 7 and row["last_refresh"] is not None
+
+
+def test_setup_granting_a_role_that_does_not_exist_keeps_nothing(database: str) -> None:
+    refused = refresh(database, "--setup", "--grant", "no_such_role")
+    assert refused.exit_code == 2, refused.output
+    assert "cannot grant" in one_line(refused) and "no_such_role" in one_line(refused)
+    # One transaction: the schema and table it created before the grant failed are gone with it.
+    assert scalar(database, "SELECT to_regnamespace('dbtune') IS NULL")

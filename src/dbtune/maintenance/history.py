@@ -104,7 +104,7 @@ def writable(conn: psycopg.Connection, what: str) -> None:
     if read_only:
         where = setting_sources.describe(source)  # how migrations name it too
         raise ConfigError(f"this session is read-only (default_transaction_read_only is on, set by {where}): "
-                          f"{what} needs a writable one")
+                          f"{what} from a writable session")
 
 
 def setup(target: Target, grant: list[str] | None = None) -> list[str]:
