@@ -6,6 +6,7 @@ import psycopg
 
 from dbtune.maintenance.maintain import LOCK_KEY
 from tests.fix_cli import run_cli, scalar
+from tests.fix_db import OwnedDatabase
 from tests.test_online import Blocker, build_in_progress, cancelled_build, index_state, wait_until
 
 
@@ -63,6 +64,18 @@ def test_an_invalid_index_it_did_not_make_is_rebuilt(database: str) -> None:
     result = maintain(database, "--only", "reindex")
     assert result.exit_code == 0, result.output
     assert index_state(database, "ix_events_kind") == (True, True)
+
+
+def test_the_owner_role_rebuilds_an_invalid_index(owned_database: OwnedDatabase) -> None:
+    """As teams run it: the tables' owner, no superuser."""
+    url = owned_database.url
+    filled(url)
+    cancelled_build(url, "CREATE INDEX CONCURRENTLY ix_events_kind ON events (kind)",
+                    write="INSERT INTO events VALUES (0, 0, 'x')")
+    assert index_state(url, "ix_events_kind") == (False, False)
+    result = maintain(url, "--only", "reindex")
+    assert result.exit_code == 0, result.output
+    assert index_state(url, "ix_events_kind") == (True, True)
 
 
 def test_a_build_in_progress_is_left_alone(database: str) -> None:

@@ -658,3 +658,50 @@ def test_a_partitioned_index_gives_up_after_bounded_retries(database: str) -> No
         writer.close()
     assert "could not get a lock within 0.1s; retrying" in out.stderr.getvalue()
     assert _partition_indexes(database) == []  # the ON ONLY index never got created
+
+
+def test_the_scheduler_never_runs_two_jobs_that_share_a_key() -> None:
+    from dbtune.online.scheduler import Scheduler
+
+    keys = {"a": {"t1"}, "b": {"t1", "t2"}, "c": {"t2"}, "d": {"t3"}, "e": {"t3", "t1"}, "f": {"t4"}}
+    held: set[str] = set()
+    overlaps: list[str] = []
+    mutex = threading.Lock()
+
+    @contextlib.contextmanager
+    def worker() -> Iterator[Callable[[str], str]]:
+        def run(job: str) -> str:
+            with mutex:
+                if held & keys[job]:
+                    overlaps.append(job)
+                held.update(keys[job])
+            time.sleep(0.05)  # long enough for the other workers to try a job that shares a key
+            with mutex:
+                held.difference_update(keys[job])
+            return job.upper()
+        yield run
+
+    results = Scheduler(lambda job: keys[job], jobs=3, name="test").run(list(keys), worker)
+    assert results == {job: job.upper() for job in keys}
+    assert overlaps == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_scheduler_stops_at_the_first_error_and_raises_it(jobs: int) -> None:
+    from dbtune.online.scheduler import Scheduler
+
+    ran: list[str] = []
+
+    @contextlib.contextmanager
+    def worker() -> Iterator[Callable[[str], str]]:
+        def run(job: str) -> str:
+            ran.append(job)
+            if job == "b":
+                raise ValueError("b failed")
+            return job
+        yield run
+
+    # One key for all: they run one after another, so "c" is still queued when "b" fails.
+    with pytest.raises(ValueError, match="b failed"):
+        Scheduler(lambda job: {"one table"}, jobs=jobs, name="test").run(["a", "b", "c"], worker)
+    assert ran == ["a", "b"]
