@@ -98,6 +98,7 @@ def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_tab
            dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None,
            install_views: bool, database_url: str | None) -> None:
     """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
+    from ..monitoring import render as rendering
     from ..monitoring import report as r
 
     out = writer()
@@ -110,7 +111,7 @@ def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_tab
     thresholds = r.Thresholds(slow_mean_ms=slow_ms, min_table_mb=min_table_mb, min_index_mb=min_index_mb,
                               dead_pct=dead_pct, bloat_pct=bloat_pct, bloat_min_mb=bloat_min_mb, limit=limit)
     result = r.report(target, list(names), thresholds, exact=exact)
-    r.render(result, out, fmt)
+    rendering.render(result, out, fmt)
     worst = result.worst()
     if fail_on and worst and (fail_on == "warn" or worst == "crit"):
         raise click.exceptions.Exit(EXIT_FAILED)

@@ -1,4 +1,6 @@
-"""The database's health: the monitoring queries and views (``views``) and `dbtune report` (``report``).
+"""The database's health: the monitoring queries and views (``views``) and `dbtune report`.
 
-The SQL lives in ``sql/monitoring/``, one file a report.  May import ``core``.
+``report`` runs the sections (``findings`` their parts, ``sections`` and ``slow_queries`` the
+builders) and grades them; ``render`` writes the result.  The SQL lives in ``sql/monitoring/``,
+one file a report.  May import ``core``.
 """
