@@ -161,6 +161,7 @@ def _silent() -> Output:
 def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
     from ..core import db
     from ..migration.verbs import apply
+    from ..monitoring.views import invalid_indexes_sql
 
     try:
         apply(target, migrations, "head", options=_quiet_options())
@@ -169,8 +170,7 @@ def upgrade_step(step: Step, target: Target, migrations: Migrations) -> bool:
         return False
     with db.connect(target, purpose="check") as conn:
         invalid = [r[0] for r in conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE NOT i.indisvalid")]
+            f"SELECT format('%I.%I', schema, index_name) FROM ({invalid_indexes_sql()}) AS invalid")]
     if invalid:
         step.fail("no INVALID index", f"INVALID after the upgrade: {', '.join(invalid)}")
         return False

@@ -26,7 +26,8 @@ from ..core import db
 from ..core.output import Output
 from ..core.runlock import run_lock
 from ..core.settings import Target
-from ..online import BUILDING_ON, STALE_FRACTION, Engine, OnlineOptions, analyze_tables, stale_tables
+from ..monitoring.views import invalid_indexes_sql
+from ..online import STALE_FRACTION, Engine, OnlineOptions, analyze_tables, stale_tables
 from ..sqltext.statements import parse_index_statement
 
 LOCK_KEY = 0x6D61696E74 << 16  # "maint": maintain runs never overlap with each other
@@ -37,13 +38,8 @@ _TABLES = """s.schemaname <> 'dbtune'
   AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL OR s.n_live_tup + s.n_mod_since_analyze > 0)"""
 
 _INVALID = f"""
-SELECT n.nspname, c.relname, tn.nspname, t.relname,
-       EXISTS ({BUILDING_ON.format(table="i.indrelid")})
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE NOT i.indisvalid AND c.relkind = 'i'
-ORDER BY 1, 2
+SELECT schema, index_name, table_name, being_built FROM ({invalid_indexes_sql()}) AS invalid
+WHERE NOT partitioned
 """
 
 # A btree index's expected size from its row count and the average width of its
@@ -130,10 +126,11 @@ def _indexes(conn: psycopg.Connection, options: Options) -> list[Step]:
     valid = {(r[0], r[1]) for r in conn.execute(
         "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indisvalid")}
-    for schema, name, table_schema, table, building in conn.execute(_INVALID):
-        label, owner = f"{schema}.{name}", (table_schema, table)
+    for schema, name, table, building in conn.execute(_INVALID):
+        # An index lives in its table's schema.
+        label, owner = f"{schema}.{name}", (schema, table)
         if building:
-            steps.append(Step("leave alone", label, f"INVALID, but an index build on {table_schema}.{table} is "
+            steps.append(Step("leave alone", label, f"INVALID, but an index build on {schema}.{table} is "
                               "running now: this may be it", owner))
             continue
         leftover = _LEFTOVER.match(name)

@@ -20,6 +20,7 @@ from ..core.errors import ConfigError, MigrationFailed
 from ..core.output import Output
 from ..core.retry import hit_lock_timeout, retry
 from ..core.settings import Migrations, Target
+from ..monitoring.views import invalid_indexes_sql
 from ..online import analyze_tables
 from . import revisions
 from .config import RunOptions, alembic_config, script_directory
@@ -29,14 +30,9 @@ from .results import Outcome, Status
 from .run import Run
 from .steps import Restart
 
-_INVALID_INDEXES = """
-SELECT format('%I.%I on %I.%I', n.nspname, c.relname, tn.nspname, t.relname)
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE NOT i.indisvalid
+_INVALID_INDEXES = f"""
+SELECT format('%I.%I on %I.%I', schema, index_name, schema, table_name)
+FROM ({invalid_indexes_sql()}) AS invalid
 ORDER BY 1
 """
 

@@ -123,6 +123,8 @@ def query_sql(name: str, found: Facts, *, note: str | None = None) -> str:
             values["plan_ms"] = "s.total_plan_time" if "total_plan_time" in found.pgss_columns else "0"
             values["read_ms"] = ("s.shared_blk_read_time" if "shared_blk_read_time" in found.pgss_columns
                                  else "s.blk_read_time")
+    elif name == "invalid_indexes":
+        values["building"] = "NOT being_built"
     elif name == "index_usage_stats":
         values["last_used"] = "s.last_idx_scan" if found.has_last_idx_scan else "NULL::timestamptz"
     elif name == "table_bloat_stats":
@@ -132,6 +134,16 @@ def query_sql(name: str, found: Facts, *, note: str | None = None) -> str:
             "SELECT (quote_ident(schemaname) || '.' || quote_ident(tablename))::regclass AS relid, "
             "sum(avg_width) + 24 AS row_width FROM pg_catalog.pg_stats WHERE NOT inherited "
             "GROUP BY schemaname, tablename")
+    return _render(file, name, values)
+
+
+def invalid_indexes_sql() -> str:
+    """Every INVALID index, those being built included (``being_built``), for maintain, status and check:
+    the view's query, which needs no facts about the server."""
+    return _render("invalid_indexes", "invalid_indexes", {"building": "true"})
+
+
+def _render(file: str, name: str, values: dict[str, str]) -> str:
     text = sql_path("monitoring", f"{file}.sql").read_text()
     header = _HEADER.search(text)
     if header is None or header.group(1) != name:

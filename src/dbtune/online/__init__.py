@@ -12,11 +12,11 @@ Used by the migration runner, by ``dbtune.ops`` (what revisions call) and by
 """
 
 from .builder import Engine
-from .catalog import BUILDING_ON, PRIVILEGE_HINT
+from .catalog import PRIVILEGE_HINT
 from .options import BuildResult, OnlineOptions, build_statement_timeout_ms
 from .scheduler import Scheduler, next_build
 from .statistics import STALE_FRACTION, analyze_tables, has_expression, stale_tables
 
-__all__ = ["BUILDING_ON", "PRIVILEGE_HINT", "STALE_FRACTION", "BuildResult", "Engine", "OnlineOptions",
+__all__ = ["PRIVILEGE_HINT", "STALE_FRACTION", "BuildResult", "Engine", "OnlineOptions",
            "Scheduler", "analyze_tables", "build_statement_timeout_ms", "has_expression", "next_build",
            "stale_tables"]

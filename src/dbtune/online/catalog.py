@@ -33,8 +33,8 @@ WHERE c.oid = to_regclass(%s)
 # what every role can see: pg_stat_progress_create_index shows another role's build only as a
 # pid (its table, command and phase need pg_read_all_stats), but pg_locks shows the lock a build
 # holds on its table for its whole length (SHARE UPDATE EXCLUSIVE for a concurrent build, held at
-# session level between its transactions; SHARE for a plain one).  BUILDING_ON is the one
-# condition, on a table oid; it is used here and by maintain.
+# session level between its transactions; SHARE for a plain one).  BUILDING_ON is that
+# condition on a table oid; sql/monitoring/invalid_indexes.sql's being_built is the same test.
 BUILDING_ON = """
 SELECT l.pid FROM pg_locks l JOIN pg_stat_progress_create_index p ON p.pid = l.pid
 WHERE l.locktype = 'relation' AND l.relation = {table} AND l.granted
