@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from dbtune.servers.throwaway import THROWAWAY_SHAPE, throwaway_server
-from dbtune.tuning import pgconf
+from dbtune.tuning import drift, pgconf
 from tests.fix_cli import run_cli
 from tests.fix_db import _kinds
 
@@ -199,16 +199,16 @@ def test_diff_names_exactly_the_settings_that_differ(server_kind: str) -> None:
 
 
 def test_values_compare_in_their_units() -> None:
-    assert pgconf.in_unit("512MB", "8kB") == 65536
-    assert pgconf.in_unit("1s", "ms") == 1000
-    assert pgconf.in_unit("30s", "s") == 30
-    assert pgconf.in_unit("1GB", "MB") == 1024
-    assert pgconf.human("16384", "8kB") == "128MB"
-    assert pgconf.human("600000", "ms") == "10min"
-    assert pgconf.human("-1", "kB") == "-1"
+    assert drift.in_unit("512MB", "8kB") == 65536
+    assert drift.in_unit("1s", "ms") == 1000
+    assert drift.in_unit("30s", "s") == 30
+    assert drift.in_unit("1GB", "MB") == 1024
+    assert drift.human("16384", "8kB") == "128MB"
+    assert drift.human("600000", "ms") == "10min"
+    assert drift.human("-1", "kB") == "-1"
     row = {"name": "log_lock_waits", "vartype": "bool", "setting": "on", "unit": None}
-    assert all(pgconf._same(spelling, row) for spelling in ("on", "true", "yes", "1", "ON"))
-    assert not pgconf._same("off", row)
+    assert all(drift._same(spelling, row) for spelling in ("on", "true", "yes", "1", "ON"))
+    assert not drift._same("off", row)
 
 
 class Relay:

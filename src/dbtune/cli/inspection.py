@@ -157,10 +157,10 @@ def config_diff(memory: str | None, cpus: int | None, storage: str, workload: st
                 pg_version: int | None, fmt: str, fail_on_drift: bool, emit_alter_system: bool,
                 database_url: str | None) -> None:
     """Compare a running server's settings with the recommended ones, in each setting's unit."""
-    from ..tuning import pgconf
+    from ..tuning import drift
     from . import render
 
-    report = pgconf.drift(target_of(database_url), memory, cpus, storage, workload, connections, pg_version)
+    report = drift.drift(target_of(database_url), memory, cpus, storage, workload, connections, pg_version)
     render.config_diff(report, writer(), fmt, emit_alter_system)
     if fail_on_drift and report.drifted:
         raise click.exceptions.Exit(EXIT_FAILED)

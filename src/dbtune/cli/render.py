@@ -75,13 +75,13 @@ DRIFT = [Column("name", "setting"), Column("current", "current"), Column("recomm
 
 def config_diff(report: Any, out: Output, fmt: str, emit_alter_system: bool) -> None:
     """``dbtune config diff``: each setting against the recommendation, or the ALTER SYSTEM that closes the drift."""
-    from ..tuning import pgconf
+    from ..tuning import drift
 
     if fmt == "json":
         out.json(report.as_dict())
         return
     if emit_alter_system:
-        lines = pgconf.alter_system(report.drifted)
+        lines = drift.alter_system(report.drifted)
         out.result(f"-- recommended for {report.shape.describe()}: the figures of {report.sized_for}")
         out.result("\n".join(lines) if lines else "-- no drift: nothing to change")
         return

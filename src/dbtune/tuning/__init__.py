@@ -1,4 +1,4 @@
-"""`dbtune config`: postgresql.conf rendered for a machine, and a live server's drift from it (``pgconf``).
+"""`dbtune config`: postgresql.conf rendered for a machine (``pgconf``), and a live server's drift from it (``drift``).
 
 May import ``core``.
 """
