@@ -79,7 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _command in (migrate.apply, migrate.rollback, migrate.status, cron.refresh, cron.maintain, inspection.verify,
-                 inspection.report, inspection.config, tools.check, tools.seed, tools.sandbox):
+                 inspection.report, inspection.config, inspection.advise, tools.check, tools.seed, tools.sandbox):
     cli.add_command(_command)
 
 

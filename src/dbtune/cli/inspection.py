@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..core.errors import EXIT_FAILED
-from .options import connection_options, fleet_options, machine_options, target_of, writer
+from .options import connection_options, fleet_options, machine_options, output_option, target_of, writer
 
 
 @click.command(epilog="""\b
@@ -69,10 +69,13 @@ Examples:
   dbtune report --format markdown > health.md
   dbtune report health --fail-on crit      # a monitoring check: exit 1 on a critical finding
   dbtune report --install-views            # the same queries as views, for psql and Grafana
+  dbtune report --format html --output report.html          # one self-contained page
+  dbtune report --format openmetrics --output /var/lib/node_exporter/textfile/dbtune.prom
 """)
 @click.argument("names", nargs=-1, metavar="[REPORT]...")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "openmetrics", "html"]),
+              default="table", show_default=True)
+@output_option
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Rows per report.")
 @click.option("--slow-ms", type=click.FloatRange(min=0), default=100.0, show_default=True,
               help="Mean time that makes a query slow.")
@@ -94,12 +97,12 @@ Examples:
                    "upgrade, or once pg_stat_statements is preloaded). The report itself needs none.")
 @connection_options
 @fleet_options("report")
-def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_table_mb: float, min_index_mb: float,
-           dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool, fail_on: str | None,
-           install_views: bool, database_url: str | None) -> None:
+def report(names: tuple[str, ...], fmt: str, output: Path | None, limit: int, slow_ms: float, min_table_mb: float,
+           min_index_mb: float, dead_pct: float, bloat_pct: float, bloat_min_mb: float, exact: bool,
+           fail_on: str | None, install_views: bool, database_url: str | None) -> None:
     """Slow queries, index usage, bloat, missing, unused, duplicate and invalid indexes, and a health grade."""
-    from ..monitoring import render as rendering
     from ..monitoring import report as r
+    from ..publish import emit, files
 
     out = writer()
     target = target_of(database_url)
@@ -110,8 +113,9 @@ def report(names: tuple[str, ...], fmt: str, limit: int, slow_ms: float, min_tab
             return
     thresholds = r.Thresholds(slow_mean_ms=slow_ms, min_table_mb=min_table_mb, min_index_mb=min_index_mb,
                               dead_pct=dead_pct, bloat_pct=bloat_pct, bloat_min_mb=bloat_min_mb, limit=limit)
-    result = r.report(target, list(names), thresholds, exact=exact)
-    rendering.render(result, out, fmt)
+    with files.destination(output, out) as sink:
+        result = r.report(target, list(names), thresholds, exact=exact)
+        emit.report(result, target, fmt, sink)
     worst = result.worst()
     if fail_on and worst and (fail_on == "warn" or worst == "crit"):
         raise click.exceptions.Exit(EXIT_FAILED)
@@ -164,3 +168,49 @@ def config_diff(memory: str | None, cpus: int | None, storage: str, workload: st
     render.config_diff(report, writer(), fmt, emit_alter_system)
     if fail_on_drift and report.drifted:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@click.command(epilog="""\b
+Examples:
+  dbtune advise                                  # from pg_stat_statements, by total time
+  dbtune advise --queries slow.sql --min-gain 0.7
+  dbtune advise --write-revision --migrations db/migrations   # a revision and a check file per index
+""")
+@click.option("--queries", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="Advise on the statements of this .sql file instead of pg_stat_statements.")
+@click.option("--checks", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
+              help="Advise on the -- verify: queries of a checks directory.")
+@click.option("--min-gain", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Keep an index only when it cuts a query's plan cost by at least this share.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              help="pg_stat_statements' statements to read, by total time.")
+@click.option("--sample-rows", type=click.IntRange(100), default=50_000, show_default=True,
+              help="Without hypopg: rows per table copied to the scratch server.")
+@click.option("--no-hypopg", is_flag=True, help="Plan on a sample in a scratch server even where hypopg is there.")
+@click.option("--write-revision", is_flag=True, help="Write an Alembic revision and a verify check per index.")
+@click.option("--checks-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where --write-revision puts the check files (default: checks/ in the migrations directory).")
+@click.option("--migrations", metavar="PATH", help="The Alembic project --write-revision writes into.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="Only the table and warnings.")
+@connection_options
+def advise(queries: Path | None, checks: Path | None, min_gain: float, limit: int, sample_rows: int,
+           no_hypopg: bool, write_revision: bool, checks_dir: Path | None, migrations: str | None, fmt: str,
+           quiet: bool, database_url: str | None) -> None:
+    """Propose the indexes the planner proves worth building, from the slow queries; never builds them."""
+    from ..advise import revision, run
+    from ..advise.render import render
+    from ..core.errors import ConfigError
+    from ..core.settings import resolve_migrations
+
+    if queries and checks:
+        raise ConfigError("give --queries or --checks, not both")
+    out, target = writer(quiet=quiet or fmt == "json"), target_of(database_url)
+    advice = run.advise(target, queries=queries, checks=checks, min_gain=min_gain, limit=limit,
+                        sample_rows=sample_rows, use_hypopg=not no_hypopg, out=out)
+    render(advice, out, fmt)
+    if write_revision:
+        written = revision.write(advice, target, resolve_migrations(migrations), checks_dir)
+        click.echo(f"wrote revision {written.revision}: {written.path}", err=True)
+        for path in written.checks:
+            click.echo(f"wrote check {path}", err=True)
