@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from .options import connection_options, fleet_options, target_of, writer
+from .options import connection_options, fleet_options, output_option, target_of, writer
 
 
 @click.command(epilog="""\b
@@ -13,6 +15,7 @@ Examples:
   dbtune refresh --all --jobs 2           # every materialized view in the database
   dbtune refresh daily_revenue_summary --if-older-than 1h --quiet
   dbtune refresh --status
+  dbtune refresh --status --format openmetrics --output /var/lib/node_exporter/textfile/dbtune_refresh.prom
   dbtune refresh --setup --grant cron_role   # once, as the database owner: the refresh history
 \b
 From cron (quiet on success; exit 1 if a view failed, 4 if another run held them all):
@@ -32,13 +35,15 @@ From cron (quiet on success; exit 1 if a view failed, 4 if another run held them
 @click.option("--setup", is_flag=True, help="Create the refresh history (dbtune.refresh_history) once, as the "
               "database owner; refreshes run without it, unrecorded.")
 @click.option("--grant", multiple=True, metavar="ROLE", help="With --setup: let ROLE (a cron role) record refreshes.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "openmetrics"]), default="table",
+              show_default=True, help="openmetrics: with --status.")
+@output_option
 @click.option("--quiet", "-q", is_flag=True, help="Nothing on success; warnings and errors on stderr.")
 @connection_options
 @fleet_options("refresh")
 def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older_than: str | None,
             timeout: float | None, jobs: int, keep: int, show_status: bool, setup: bool, grant: tuple[str, ...],
-            fmt: str, quiet: bool, database_url: str | None) -> None:
+            fmt: str, output: Path | None, quiet: bool, database_url: str | None) -> None:
     """Refresh materialized views, CONCURRENTLY whenever possible, from cron or by hand."""
     from ..core.errors import ConfigError, DbtuneError, LockBusy
     from ..maintenance import refresh as r
@@ -54,8 +59,17 @@ def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older
         for line in setup_history(target, list(grant)):
             out.info(line)
         return
+    if (fmt == "openmetrics" or output) and not show_status:
+        raise ConfigError("--format openmetrics and --output go with --status")
     if show_status:
-        render.refresh_status(r.status(target, list(views) or None, all_views=all_views, out=out), out, fmt)
+        from ..publish import emit, files
+
+        with files.destination(output, out) as sink:
+            rows = r.status(target, list(views) or None, all_views=all_views, out=out)
+            if fmt == "openmetrics":
+                emit.refresh_status(rows, target, sink)
+            else:
+                render.refresh_status(rows, sink, fmt)
         return
     options = r.Options(no_blocking=no_blocking, if_older_than_s=r.parse_age(if_older_than) if if_older_than
                         else None, timeout_s=timeout, jobs=jobs, keep=keep)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .options import fleet_options, migration_options, online_options, target_of, writer
+from .options import fleet_options, migration_options, online_options, output_option, target_of, writer
 
 
 def _run_options(out: Any, jobs: int, max_wait: float | None, maintenance_workers: int, lock_timeout: float,
@@ -70,15 +70,23 @@ def rollback(steps: int | None, to: str | None, database_url: str | None, migrat
 Examples:
   dbtune status
   dbtune status --format json --database-url postgresql://dba@db1/shop
+  dbtune status --format openmetrics --output /var/lib/node_exporter/textfile/dbtune_status.prom
 """)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "openmetrics"]), default="table",
+              show_default=True)
+@output_option
 @migration_options
 @fleet_options("status")
-def status(fmt: str, database_url: str | None, migrations: str | None) -> None:
+def status(fmt: str, output: Any, database_url: str | None, migrations: str | None) -> None:
     """Show the server version, current revision and pending revisions."""
     from ..core.settings import resolve_migrations
     from ..migration import verbs
+    from ..publish import emit, files
     from . import render
 
-    result = verbs.status(target_of(database_url), resolve_migrations(migrations))
-    render.status(result, writer(), fmt)
+    with files.destination(output, writer()) as sink:
+        result = verbs.status(target_of(database_url), resolve_migrations(migrations))
+        if fmt == "openmetrics":
+            emit.status(result, sink)
+        else:
+            render.status(result, sink, fmt)

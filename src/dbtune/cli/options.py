@@ -75,6 +75,12 @@ def sandbox_dir(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Where the sandbox keeps its server.")(func)
 
 
+def output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                        help="Write the result to FILE atomically (a temporary file beside it, then a rename), "
+                             "for node_exporter's textfile collector or a web server.")(func)
+
+
 def writer(quiet: bool = False, no_progress: bool = False) -> Any:
     from ..core.output import Output
 
@@ -137,7 +143,7 @@ def _child_args(ctx: click.Context, values: dict[str, Any]) -> list[str]:
     args: list[str] = []
     for param in ctx.command.params:
         name = param.name or ""
-        if name in FLEET_PARAMS or name in ("database_url", "fmt") or name not in values:
+        if name in FLEET_PARAMS or name in ("database_url", "fmt", "output") or name not in values:
             continue
         value = values[name]
         if value is None or value is False or value == () or value == param.default:
@@ -169,9 +175,18 @@ def _run_fleet(verb: str, fleet: dict[str, Any], values: dict[str, Any]) -> None
     canary = fleet["canary"] or (targets[0].name if fleet["canary_first"] else None)
     migrations = ["--migrations", values["migrations"]] if values.get("migrations") else []
     fmt = fleet.get("fmt") or values.get("fmt") or "table"
-    out = writer(quiet=fmt == "json")
-    report = f.run(verb, targets, _child_args(click.get_current_context(), values), migrations=migrations,
+    published = fmt in ("openmetrics", "html")  # built from each target's JSON (dbtune.publish.fleet)
+    out = writer(quiet=fmt == "json" or published)
+    args = _child_args(click.get_current_context(), values) + (["--format", "json"] if published else [])
+    report = f.run(verb, targets, args, migrations=migrations,
                    parallel=fleet["parallel"], canary=canary, max_failures=fleet["max_failures"], out=out)
-    f.render(report, writer(), fmt)
+    if published:
+        from ..publish import files
+        from ..publish import fleet as publish
+
+        with files.destination(values.get("output"), writer()) as sink:
+            publish.publish(verb, report.results, targets, fmt, sink)
+    else:
+        f.render(report, writer(), fmt)
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)
