@@ -57,6 +57,7 @@ class TargetResult:
     after: str = ""
     seconds: float = 0.0
     error: str = ""
+    output: str = field(default="", repr=False)  # what the child printed, for --format openmetrics/html
 
 
 @dataclass
@@ -72,7 +73,8 @@ class FleetReport:
         return max(codes, default=0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"verb": self.verb, "exit_code": self.exit_code, "targets": [asdict(r) for r in self.results]}
+        targets = [{k: v for k, v in asdict(r).items() if k != "output"} for r in self.results]
+        return {"verb": self.verb, "exit_code": self.exit_code, "targets": targets}
 
 
 # -- targets -------------------------------------------------------------------------------------
@@ -191,6 +193,7 @@ def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], o
             return result
         result.server = str(status.get("server_version", ""))
         result.before = ", ".join(status.get("current") or []) or "base"
+        result.output = json.dumps(status)
     lines: list[str] = []
     if verb != "status":
         with _child([verb, *args], t) as proc:  # closes its pipe
@@ -200,6 +203,7 @@ def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], o
                 lines.append(line)
                 out.info(f"[{t.name}] {line}")
         code = proc.returncode
+        result.output = "\n".join(lines)
     else:
         code = 0
     result.exit_code = code
