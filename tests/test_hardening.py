@@ -138,18 +138,21 @@ def test_a_build_another_session_is_running_is_never_dropped(database: str, tmp_
     assert index_state(database, "ix_people_email") == (True, True)  # the other run's build finished
 
 
+# A revision that commits a column, builds an index concurrently, then needs a lock on barbers.
+NICKNAMES_AROUND_A_BUILD = """
+    op.add_column("users", sa.Column("nickname", sa.Text))
+    with op.get_context().autocommit_block():
+        op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)
+    op.add_column("barbers", sa.Column("nickname", sa.Text))
+"""
+
 # -- a lock timeout in a revision that has committed part of itself -------------------
 
 def test_a_retry_never_reruns_what_a_revision_committed(database: str, tmp_path: Path) -> None:
     root = project(tmp_path, """
         op.execute("CREATE TABLE users (id int PRIMARY KEY, email text)")
         op.execute("CREATE TABLE barbers (id int PRIMARY KEY)")
-    """, """
-        op.add_column("users", sa.Column("nickname", sa.Text))
-        with op.get_context().autocommit_block():
-            op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)
-        op.add_column("barbers", sa.Column("nickname", sa.Text))
-    """)
+    """, NICKNAMES_AROUND_A_BUILD)
     assert apply(database, root, "--to", "r1").exit_code == 0
     holder = psycopg.connect(database)
     holder.execute("SELECT * FROM barbers")  # holds ACCESS SHARE on barbers for 4 s
@@ -164,12 +167,7 @@ def test_a_retry_never_reruns_what_a_revision_committed(database: str, tmp_path:
 
 def test_retries_run_out_listing_what_committed(database: str, tmp_path: Path) -> None:
     root = project(tmp_path, 'op.execute("CREATE TABLE users (id int, email text); CREATE TABLE barbers (id int)")',
-                   """
-        op.add_column("users", sa.Column("nickname", sa.Text))
-        with op.get_context().autocommit_block():
-            op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)
-        op.add_column("barbers", sa.Column("nickname", sa.Text))
-    """)
+                   NICKNAMES_AROUND_A_BUILD)
     assert apply(database, root, "--to", "r1").exit_code == 0
     holder = psycopg.connect(database)
     holder.execute("SELECT * FROM barbers")

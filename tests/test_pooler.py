@@ -32,6 +32,14 @@ def _probe_each_time() -> None:
     pooler.forget()  # each test brings a PgBouncer of its own
 
 
+def env_py_through(root: Path, url: str) -> Path:
+    """The project's env.py connects to ``url`` (the pooler) whatever dbtune is given."""
+    env_py = root / "env.py"
+    env_py.write_text(env_py.read_text().replace('config.get_main_option("sqlalchemy.url"), poolclass',
+                                                 f'{url!r}, poolclass'))
+    return root
+
+
 def carry_settings(owned: OwnedDatabase) -> None:
     with psycopg.connect(owned.admin_url, autocommit=True) as conn:
         for name, value in (("lock_timeout", "5s"), ("statement_timeout", "30s"), ("idle_session_timeout", "1h")):
@@ -82,10 +90,7 @@ def test_env_py_connecting_through_a_transaction_pooler_is_refused(
     carry_settings(owned_database)
     # Two servers: env.py's open transaction holds one, dbtune's probe takes the other.
     bouncer = pgbouncer("transaction", pool_size=2)
-    root = project(tmp_path, *TABLE_AND_INDEX)
-    env_py = root / "env.py"
-    env_py.write_text(env_py.read_text().replace('config.get_main_option("sqlalchemy.url"), poolclass',
-                                                 f'{bouncer.url(owned_database.url)!r}, poolclass'))
+    root = env_py_through(project(tmp_path, *TABLE_AND_INDEX), bouncer.url(owned_database.url))
     result = run_cli("apply", "--database-url", owned_database.url, "--migrations", str(root))
     assert result.exit_code == 2, result.output
     assert "transaction pooling mode" in result.stderr
@@ -176,10 +181,7 @@ def test_env_py_through_a_pooler_dbtune_cannot_probe_is_refused(
     second client finds none free: dbtune cannot tell the mode, so it stops before setting anything."""
     monkeypatch.setattr(pooler, "PROBE_WAIT_S", 1.0)
     bouncer = pgbouncer("session", pool_size=2)
-    root = project(tmp_path, *TABLE_AND_INDEX)
-    env_py = root / "env.py"
-    env_py.write_text(env_py.read_text().replace('config.get_main_option("sqlalchemy.url"), poolclass',
-                                                 f'{bouncer.url(owned_database.url)!r}, poolclass'))
+    root = env_py_through(project(tmp_path, *TABLE_AND_INDEX), bouncer.url(owned_database.url))
     result = run_cli("apply", "--database-url", owned_database.url, "--migrations", str(root))
     assert result.exit_code == 2, result.output
     line = [line for line in result.stderr.splitlines() if line.startswith("error:")]
