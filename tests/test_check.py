@@ -181,6 +181,26 @@ def test_an_index_the_planner_cannot_use_fails_verify(tmp_path: Path) -> None:
     assert failed(report)["verify"][0]["name"] == "ix_users_lower_email"
 
 
+
+def test_checks_named_in_pyproject_are_found_from_any_directory(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """[tool.dbtune] checks is relative to pyproject.toml (as migrations is), not to where CI runs."""
+    root = project(tmp_path, USERS, (
+        'with op.get_context().autocommit_block():\n'
+        '    op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)',
+        'with op.get_context().autocommit_block():\n'
+        '    op.drop_index("ix_users_email", table_name="users", postgresql_concurrently=True)'))
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "ix_users_email.sql").write_text(
+        "-- verify-index: ix_users_email\n-- verify: SELECT id FROM users WHERE email = 'a@b.test'\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.dbtune]\nchecks = "checks"\n')
+    (tmp_path / "ci").mkdir()
+    monkeypatch.chdir(tmp_path / "ci")
+    code, report, _ = check(root)
+    assert code == 0, failed(report)
+    [verify] = [s for s in report["steps"] if s["name"] == "verify"]  # type: ignore[union-attr]
+    assert verify["status"] == "passed" and [c["name"] for c in verify["cases"]] == ["ix_users_email"]
+
 def test_a_materialized_view_that_fails_to_refresh_fails_the_views_step(tmp_path: Path) -> None:
     root = project(tmp_path, USERS, (
         'op.execute("CREATE MATERIALIZED VIEW user_ratio AS SELECT 1 / (count(*) - count(*)) AS r FROM users '

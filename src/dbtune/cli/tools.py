@@ -52,10 +52,12 @@ def check(migrations: str | None, database_url: str | None, pg_bin: Path | None,
     from ..check.report import render, write_junit
     from ..core.settings import Target, project_settings, resolve_migrations
 
-    project, _ = project_settings()
+    project, pyproject = project_settings()
     checks_setting = project.get("checks")
-    dirs = list(check_dirs) or ([Path(d) for d in ([checks_setting] if isinstance(checks_setting, str)
-                                                   else checks_setting)] if checks_setting else None)
+    # Relative to pyproject.toml, as [tool.dbtune] migrations is: CI may run from any directory.
+    dirs = list(check_dirs) or ([pyproject.parent / d for d in ([checks_setting] if isinstance(checks_setting, str)
+                                                                else checks_setting)]
+                                if checks_setting and pyproject is not None else None)
     settings = project.get("check") or {}
     ignore = set(settings.get("ignore", []))
     options = CheckOptions(pg_bin=pg_bin, check_dirs=dirs, ignore=ignore, keep=keep,
