@@ -20,6 +20,9 @@ from .statements import Use
 from .tables import Existing, Table
 
 PARTIAL_SHARE = 0.2  # a predicate selecting at most this share of the rows makes a partial index
+# ... on a column of this many distinct values at most (a status, a flag): a constant compared
+# with an id or a date is one value of many that the next call changes, not a fixed slice.
+PARTIAL_DISTINCT = 20
 MAX_INCLUDE = 5  # more columns than this and the index is a second copy of the table
 NAME_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
 
@@ -78,7 +81,7 @@ def propose(use: Use, table: Table) -> list[Candidate]:
             found.append(Candidate(q, name, "covering", keys, include=rest))
     for constant in use.constants:
         share = table.share(constant.column, constant.op, constant.values)
-        if share is None or share > PARTIAL_SHARE:
+        if share is None or share > PARTIAL_SHARE or not table.few_values(constant.column, PARTIAL_DISTINCT):
             continue
         fixed = {constant.column} if constant.op in ("=", "true", "false", "is null") else set()
         part = _keys([c for c in use.equal if c not in fixed], use.ranges, use.order, table, fixed)

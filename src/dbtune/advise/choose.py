@@ -44,19 +44,22 @@ def choose(trials: list[Trial], weights: list[float], sizes: dict[Candidate, int
     best: dict[int, float] = {}  # query -> its lowest cost with the indexes kept so far (as a share of before)
     kept: list[Kept] = []
     while True:
-        pick, pick_value, pick_serves = None, 0.0, []
+        options = []
         for candidate, tried in by_candidate.items():
             serves = [t for t in tried if t.gain >= min_gain
                       and (1.0 - t.gain) <= best.get(t.query, 1.0) * (1.0 - min_gain)]
             value = sum(weights[t.query] * (best.get(t.query, 1.0) - (1.0 - t.gain)) for t in serves)
-            if value > pick_value or (value == pick_value and pick is not None and value > 0
-                                      and sizes[candidate] < sizes[pick]):
-                pick, pick_value, pick_serves = candidate, value, serves
-        if pick is None:
+            if value > 0:
+                options.append((value, candidate, serves))
+        if not options:
             return kept
-        for t in pick_serves:
+        # Within 2% of the best value the plans are as good as equal: the smaller index wins
+        # (a partial index over the composite one that serves the same query).
+        top = max(v for v, _, _ in options)
+        _, pick, serves = min((o for o in options if o[0] >= 0.98 * top), key=lambda o: sizes[o[1]])
+        for t in serves:
             best[t.query] = 1.0 - t.gain
-        kept.append(Kept(pick, sizes[pick], how[pick], pick_serves))
+        kept.append(Kept(pick, sizes[pick], how[pick], serves))
         del by_candidate[pick]
 
 

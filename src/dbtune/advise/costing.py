@@ -181,7 +181,9 @@ class Sample:
             with contextlib.suppress(psycopg.errors.UndefinedObject, psycopg.errors.UndefinedFunction,
                                      psycopg.errors.InvalidTextRepresentation, psycopg.errors.UniqueViolation):
                 self.conn.execute(sql.SQL(index.definition))  # type: ignore[arg-type]
-        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(table.qualified)))
+        # VACUUM too: a vacuumed table's visibility map is what makes an index-only scan (a
+        # covering index) cheap, and a freshly copied one has none.
+        self.conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.SQL(table.qualified)))
         self.copied[table.qualified] = self.conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table.qualified))).fetchone()[0]  # type: ignore[index]
 

@@ -53,6 +53,14 @@ class Table:
 
         return sql.Identifier(self.schema, self.name).as_string()
 
+    def few_values(self, column: str, most: int = 20) -> bool:
+        """A column of at most ``most`` distinct values (pg_stats' n_distinct; negative is a share of the rows)."""
+        st = self.stats.get(column)
+        if st is None:
+            return False
+        distinct = st.n_distinct if st.n_distinct > 0 else -st.n_distinct * max(self.rows, 1.0)
+        return distinct <= most
+
     def share(self, column: str, op: str, values: tuple[str, ...]) -> float | None:
         """The share of the rows a constant condition selects, from pg_stats; None when unknown."""
         st = self.stats.get(column)
