@@ -5,6 +5,7 @@
 set -euo pipefail
 SCALE="${DEMO_SCALE:-0.1}"
 DIR=".dbtune/demo"
+OUT=".dbtune"   # the page and the metrics files, kept after the demo
 
 step() { printf '\n==> %s\n' "$*"; }
 trap 'dbtune sandbox stop --dir "$DIR" >/dev/null 2>&1 || true' EXIT
@@ -64,6 +65,21 @@ step "dbtune report health   (the monitoring views, graded A to F)"
 dbtune report health
 dbtune report slow-queries --slow-ms 1 --limit 5
 
+step "dbtune report --format html / openmetrics   (a health page to open, metrics for Prometheus' textfile collector)"
+dbtune refresh --quiet   # one more point on the page's refresh-durations line
+dbtune report --format html --output "$OUT/report.html"
+dbtune report --format openmetrics --output "$OUT/dbtune.prom"
+dbtune refresh --status --format openmetrics --output "$OUT/dbtune_refresh.prom"
+grep -E '^dbtune_report_health|^dbtune_refresh_last_success_age' "$OUT/dbtune.prom" "$OUT/dbtune_refresh.prom" || true
+if command -v chromium >/dev/null; then   # the README's screenshot of the page
+    PROFILE="$(mktemp -d)"
+    chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+        --disable-component-update --disable-sync --user-data-dir="$PROFILE" --window-size=1280,2000 \
+        --screenshot="docs/report-page.png" "file://$PWD/$OUT/report.html" >/dev/null 2>&1 \
+        && echo "screenshot: docs/report-page.png"
+    rm -rf "$PROFILE"
+fi
+
 step "dbtune rollback --to base"
 dbtune rollback --to base
 
@@ -71,3 +87,4 @@ step "dbtune status"
 dbtune status
 echo
 echo "demo finished: the throwaway server is stopped and removed"
+echo "the health page: $OUT/report.html (open it in a browser); metrics: $OUT/dbtune.prom and $OUT/dbtune_refresh.prom"

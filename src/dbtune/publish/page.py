@@ -18,6 +18,7 @@ from ..core.output import Column, cell, human_bytes
 from . import charts
 
 C = Column
+FOLDED = 25  # rows past which a section's table is folded (HTML's own <details>: no script)
 
 
 @dataclass
@@ -71,6 +72,7 @@ text-align:center;border-radius:12px;color:#fff;margin-right:16px;vertical-align
 table{border-collapse:collapse;margin:6px 0 12px;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;
 text-align:left;vertical-align:top}th{background:#f6f6f6;cursor:pointer}td.n{text-align:right;white-space:nowrap}
 td.sql{font-family:ui-monospace,monospace;font-size:12px;word-break:break-word}
+summary{cursor:pointer;color:#2f6db5;margin:4px 0}a{color:#2f6db5}
 .crit{color:#b33a3a;font-weight:600}.warn{color:#b8720b}.error{color:#b33a3a}
 """
 
@@ -146,7 +148,10 @@ def _sections(doc: dict[str, Any]) -> str:
         out.append(f'<section id="{name}"><h2>{heading}</h2><p class="meta">{escape(section["title"])}</p>')
         if section["note"]:
             out.append(f'<p class="note">{escape(section["note"])}</p>')
-        if rows:
+        if rows and len(rows) > FOLDED:  # a long table stays one click away, under its chart
+            out.append(_chart(name, rows) + f"<details><summary>All {len(rows)} rows</summary>"
+                       f"{table(rows, columns, name)}</details>")
+        elif rows:
             out.append(_chart(name, rows) + table(rows, columns, name))
         elif not section["note"]:
             out.append("<p>None.</p>")
@@ -182,6 +187,8 @@ def _part(part: Part) -> str:
     age = "unknown" if doc["stats_age_hours"] is None else f"{doc['stats_age_hours']:g} hours"
     out.append(f'<p class="meta">Database <b>{escape(doc["database"])}</b> on PostgreSQL {escape(doc["server"])}'
                f"{standby}; statistics gathered for {age} (since {escape(str(_when(doc['stats_since'])))}).</p>")
+    links = [("health", "Health"), *((n, h) for n, h, _ in TABLES if n in doc["sections"]), ("refreshes", "Refreshes")]
+    out.append('<nav class="meta">' + " · ".join(f'<a href="#{n}">{h}</a>' for n, h in links) + "</nav>")
     out += [_health(doc), _sections(doc), _refreshes(part.runs), "</article>"]
     return "".join(out)
 
