@@ -16,7 +16,6 @@ migration sets them (0008).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -28,6 +27,7 @@ from ..core.runlock import run_lock
 from ..core.settings import Target
 from ..monitoring.views import invalid_indexes_sql
 from ..online import STALE_FRACTION, Engine, OnlineOptions, analyze_tables, stale_tables
+from ..online.catalog import reindex_leftover_of
 from ..sqltext.statements import parse_index_statement
 
 LOCK_KEY = 0x6D61696E74 << 16  # "maint": maintain runs never overlap with each other
@@ -76,8 +76,6 @@ FROM est
 WHERE greatest(pages - expected, 0) * bs >= %s AND 100.0 * greatest(pages - expected, 0) / pages >= %s
 ORDER BY bloat_bytes DESC
 """
-
-_LEFTOVER = re.compile(r"^(?P<base>.*)_cc(new|old)\d*$")
 
 
 @dataclass
@@ -133,10 +131,10 @@ def _indexes(conn: psycopg.Connection, options: Options) -> list[Step]:
             steps.append(Step("leave alone", label, f"INVALID, but an index build on {schema}.{table} is "
                               "running now: this may be it", owner))
             continue
-        leftover = _LEFTOVER.match(name)
-        if leftover and (schema, leftover.group("base")) in valid:
+        base = reindex_leftover_of(name)
+        if base is not None and (schema, base) in valid:
             steps.append(Step("drop leftover", label, f"left by a failed REINDEX CONCURRENTLY of "
-                              f"{schema}.{leftover.group('base')}, which is valid", owner))
+                              f"{schema}.{base}, which is valid", owner))
         else:
             steps.append(Step("reindex", label, "INVALID: queries do not use it, writes still maintain it", owner))
     for schema, name, table_schema, table, size, bloat, pct in conn.execute(

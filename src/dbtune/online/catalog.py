@@ -7,6 +7,7 @@ Reads only, from what every role can see; where a missing privilege hides detail
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -84,6 +85,17 @@ ORDER BY xact_start
 
 PRIVILEGE_HINT = ("this role cannot see other roles' sessions in full (their state, transaction age and query): "
                   "grant it pg_read_all_stats to see them; blockers are still found and named by pid and role")
+
+
+_REINDEX_LEFTOVER = re.compile(r"^(?P<base>.*)_cc(new|old)\d*$")
+
+
+def reindex_leftover_of(name: str) -> str | None:
+    """The index a failed REINDEX CONCURRENTLY was rebuilding, when ``name`` is one of its leftovers
+    (``<base>_ccnew`` or ``_ccold``, with a number when taken; PostgreSQL shortens ``<base>`` so the
+    whole fits in 63 bytes)."""
+    m = _REINDEX_LEFTOVER.match(name)
+    return m.group("base") if m else None
 
 
 def ident(schema: str | None, name: str) -> sql.Composable:

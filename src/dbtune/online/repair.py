@@ -23,7 +23,7 @@ from ..core.errors import BuildBlocked, DbtuneError
 from ..core.retry import set_lock_timeout
 from ..core.settings import Target
 from ..sqltext.statements import IndexStatement, retarget
-from .catalog import cancel, ident, index_info, other_builds, read_blockers
+from .catalog import cancel, ident, index_info, other_builds, read_blockers, reindex_leftover_of
 from .monitor import Monitor
 from .options import IndexInfo, OnlineOptions
 
@@ -82,8 +82,8 @@ class Repair:
             if include_self and candidate == name:
                 found.append(candidate)
                 continue
-            m = re.match(r"^(.*)_cc(new|old)\d*$", candidate)
-            if m and (m.group(1) == name or (name.startswith(m.group(1)) and len(candidate.encode()) >= 62)):
+            base = reindex_leftover_of(candidate)
+            if base is not None and (base == name or (name.startswith(base) and len(candidate.encode()) >= 62)):
                 found.append(candidate)
         return found
 
