@@ -71,12 +71,15 @@ dbtune report --format html --output "$OUT/report.html"
 dbtune report --format openmetrics --output "$OUT/dbtune.prom"
 dbtune refresh --status --format openmetrics --output "$OUT/dbtune_refresh.prom"
 grep -E '^dbtune_report_health|^dbtune_refresh_last_success_age' "$OUT/dbtune.prom" "$OUT/dbtune_refresh.prom" || true
-if command -v chromium >/dev/null; then   # the README's screenshot of the page
+# A screenshot of the page where Chromium is installed: the README's docs/report-page.png is
+# this file (DEMO_SCREENSHOT=docs/report-page.png make demo writes it there).
+SHOT="${DEMO_SCREENSHOT:-$OUT/report-page.png}"
+if command -v chromium >/dev/null; then
     PROFILE="$(mktemp -d)"
     chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
         --disable-component-update --disable-sync --user-data-dir="$PROFILE" --window-size=1280,2000 \
-        --screenshot="docs/report-page.png" "file://$PWD/$OUT/report.html" >/dev/null 2>&1 \
-        && echo "screenshot: docs/report-page.png"
+        --screenshot="$SHOT" "file://$PWD/$OUT/report.html" >/dev/null 2>&1 \
+        && echo "screenshot: $SHOT"
     rm -rf "$PROFILE"
 fi
 
