@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbtune.advise import statements
+from dbtune.sqltext import shapes
 from tests.fix_cli import OWN_MIGRATIONS, run_cli, scalar
 
 PROJECT_REVISION = '''"""items and a tiny lookup table
@@ -74,13 +74,13 @@ def _indexes(url: str) -> set[str]:
 
 
 def test_statement_kinds_from_the_parse_tree() -> None:
-    assert statements.kind("SELECT * FROM t WHERE a = $1") == "query"
-    assert statements.kind("INSERT INTO t SELECT * FROM s") == "bulk load"
-    assert statements.kind("INSERT INTO t VALUES ($1, $2)") == "insert"
-    assert statements.kind("CREATE INDEX CONCURRENTLY i ON t (a)") == "ddl"
-    assert statements.kind("VACUUM ANALYZE t") == "maintenance"
-    assert statements.kind("UPDATE t SET a = $1 WHERE b = $2") == "update"
-    [use] = statements.uses("SELECT a, b FROM t WHERE c = $1 AND d > $2 AND NOT e ORDER BY f DESC")
+    assert shapes.kind("SELECT * FROM t WHERE a = $1") == "query"
+    assert shapes.kind("INSERT INTO t SELECT * FROM s") == "bulk load"
+    assert shapes.kind("INSERT INTO t VALUES ($1, $2)") == "insert"
+    assert shapes.kind("CREATE INDEX CONCURRENTLY i ON t (a)") == "ddl"
+    assert shapes.kind("VACUUM ANALYZE t") == "maintenance"
+    assert shapes.kind("UPDATE t SET a = $1 WHERE b = $2") == "update"
+    [use] = shapes.uses("SELECT a, b FROM t WHERE c = $1 AND d > $2 AND NOT e ORDER BY f DESC")
     assert (use.equal, use.ranges, use.order, use.read) == (["c"], ["d"], [("f", True)], {"a", "b", "c", "d", "e",
                                                                                          "f"})
     assert [c.sql() for c in use.constants] == ['NOT "e"']

@@ -65,6 +65,37 @@ def test_a_slow_query_shows_in_slow_queries(monitored: str) -> None:
     assert any(f["section"] == "slow-queries" for f in found["findings"])  # type: ignore[union-attr]
 
 
+def test_slow_queries_rank_by_total_time_and_give_each_kind_the_advice_that_fits_it(monitored: str) -> None:
+    # Every statement counts as slow here (--slow-ms 0): the fixture's INSERT ... SELECT is a bulk
+    # load, its CREATE TABLE and ANALYZE are DDL and maintenance; then a query an index serves,
+    # called three times, and one no index can serve.
+    with psycopg.connect(monitored, autocommit=True) as conn:
+        for kind in (1, 2, 3):
+            conn.execute("SELECT label FROM items WHERE kind = %s ORDER BY id", [kind])
+        conn.execute("SELECT count(*) AS dbtune_every_row FROM items")
+    found = report(monitored, "slow-queries", "--slow-ms", "0", "--limit", "50")
+    shown = found["sections"]["slow-queries"]["rows"]  # type: ignore[index]
+    totals = [float(r["total_ms"]) for r in shown]
+    assert totals == sorted(totals, reverse=True) and all(r["calls"] >= 1 for r in shown)
+    assert {r["kind"] for r in shown} <= {"query", "update", "delete", "insert", "bulk load", "unparsable"}
+    by_text = {" ".join(str(r["query"]).split()): r for r in shown}
+    indexed = by_text["SELECT label FROM items WHERE kind = $1 ORDER BY id"]
+    assert indexed["calls"] == 3 and indexed["kind"] == "query" and indexed["index_may_help"]
+    assert indexed["advice"] == ("an index on items (kind, id) may serve it: dbtune advise --write-revision "
+                                 "proves it with the planner and writes it")
+    every_row = by_text["SELECT count(*) AS dbtune_every_row FROM items"]
+    assert not every_row["index_may_help"] and every_row["advice"].startswith("no condition, join or sort")
+    [load] = [r for r in shown if str(r["query"]).startswith("INSERT INTO items SELECT")]
+    assert load["kind"] == "bulk load" and load["advice"] == "a bulk load (INSERT ... SELECT or COPY): not index work"
+    # Findings for what an index or a closer look can fix; none for the one-off load.
+    fixes = {f["what"].rsplit("queryid ", 1)[1].rstrip(")"): f["fix"] for f in found["findings"]}  # type: ignore[union-attr]
+    assert fixes[str(indexed["queryid"])] == indexed["advice"]
+    assert fixes[str(every_row["queryid"])].endswith("EXPLAIN (ANALYZE, BUFFERS) it to see where the time goes")
+    assert str(load["queryid"]) not in fixes
+    text = run_cli("report", "slow-queries", "--slow-ms", "0", "--limit", "50", "--database-url", monitored)
+    assert text.exit_code == 0 and "bulk load" in text.stdout and "an index on items (kind, id)" in text.stdout
+
+
 def test_a_never_used_index_shows_unused_but_fresh_statistics_are_not_judged(monitored: str) -> None:
     with psycopg.connect(monitored, autocommit=True) as conn:
         conn.execute("CREATE INDEX ix_items_label ON items (label)")  # about 3 MB, never scanned

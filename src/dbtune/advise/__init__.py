@@ -1,16 +1,15 @@
 """`dbtune advise`: from the slow queries to a reviewed migration, proven by the planner first.
 
 ``sources`` reads the statements (pg_stat_statements, a ``.sql`` file, a checks directory);
-``statements`` reads each one's parse tree (what kind of statement it is, how it uses each
-table); ``candidates`` turns that and the table's facts (``tables``) into index candidates;
-``costing`` plans each query with each candidate (hypopg, or a sample in a scratch server);
+``sqltext.shapes`` reads each one's parse tree (what kind of statement it is, how it uses each
+table: `report` reads it too); ``candidates`` turns that and the table's facts (``tables``) into
+index candidates; ``costing`` plans each query with each candidate (hypopg, or a sample in a scratch server);
 ``choose`` keeps the fewest that serve the most time; ``revision`` writes the Alembic revision
 and verify checks; ``render`` the result; ``run`` ties them together.
 
-``statements`` and ``candidates`` are pure (``core``, ``sqltext``, pglast), so that `report`'s
-slow-query findings can name the index advise would propose; the rest may import ``core``,
-``sqltext``, ``monitoring`` (the slow-queries query), ``verify.checks`` (check files) and
-``servers`` (the scratch server).  Nothing here writes to the target database.
+May import ``core``, ``sqltext``, ``monitoring`` (the slow-queries query), ``verify.checks``
+(check files), ``migration`` (the project a revision goes into) and ``servers`` (the scratch
+server).  Nothing here writes to the target database.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from .statements import Use
+from ..sqltext.shapes import Use, key_columns
 from .tables import Existing, Table
 
 PARTIAL_SHARE = 0.2  # a predicate selecting at most this share of the rows makes a partial index
@@ -73,7 +73,7 @@ def propose(use: Use, table: Table) -> list[Candidate]:
     """Every candidate for this use of ``table``: plain, partial, covering and trigram ones."""
     found: list[Candidate] = []
     q, name = table.qualified, table.name
-    keys = _keys(use.equal, use.ranges, use.order, table)
+    keys = key_columns(use, table.columns)
     if keys:
         found.append(Candidate(q, name, "composite", keys))
         rest = _include(use, keys, table)
@@ -84,7 +84,7 @@ def propose(use: Use, table: Table) -> list[Candidate]:
         if share is None or share > PARTIAL_SHARE or not table.few_values(constant.column, PARTIAL_DISTINCT):
             continue
         fixed = {constant.column} if constant.op in ("=", "true", "false", "is null") else set()
-        part = _keys([c for c in use.equal if c not in fixed], use.ranges, use.order, table, fixed)
+        part = key_columns(use, table.columns, fixed)
         if not part:  # nothing left to order by: any small column indexes the slice
             part = ((constant.column, False),)
         found.append(Candidate(q, name, "partial", part, where=constant.sql()))
@@ -92,22 +92,6 @@ def propose(use: Use, table: Table) -> list[Candidate]:
         if column in table.columns:
             found.append(Candidate(q, name, "trigram", ((column, False),), method="gin"))
     return list(dict.fromkeys(found))
-
-
-def _keys(equal: list[str], ranges: list[str], order: list[tuple[str, bool]], table: Table,
-          skip: set[str] | None = None) -> tuple[tuple[str, bool], ...]:
-    skip = skip or set()
-    keys: list[tuple[str, bool]] = [(c, False) for c in equal if c in table.columns and c not in skip]
-    taken = {c for c, _ in keys} | skip
-    first_range = next((c for c in ranges if c in table.columns and c not in taken), None)
-    if first_range is not None:
-        keys.append((first_range, dict(order).get(first_range, False)))
-        taken.add(first_range)
-    for column, desc in order:
-        if column in table.columns and column not in taken:
-            keys.append((column, desc))
-            taken.add(column)
-    return tuple(keys)
 
 
 def _include(use: Use, keys: tuple[tuple[str, bool], ...], table: Table) -> tuple[str, ...]:

@@ -28,8 +28,8 @@ import psycopg
 from psycopg import sql
 
 from ..core.output import Output
+from ..sqltext.parameters import Param
 from .candidates import Candidate
-from .statements import Param
 from .tables import Table
 
 DEFAULT_LIMIT = "20"

@@ -16,7 +16,8 @@ import psycopg
 from ..core import db
 from ..core.output import Output
 from ..core.settings import Target
-from . import costing, sources, statements
+from ..sqltext import parameters, shapes
+from . import costing, sources
 from .candidates import Candidate, propose, served_by
 from .choose import Kept, Trial, best_gain, choose
 from .tables import Table, read
@@ -30,7 +31,7 @@ class Query:
     statement: sources.Statement
     kind: str
     tables: dict[str | None, Table] = field(default_factory=dict)
-    uses: list[statements.Use] = field(default_factory=list)
+    uses: list[shapes.Use] = field(default_factory=list)
     filled: str | None = None  # the statement with its $n filled from pg_stats
     note: str | None = None  # why no index is advised for it
 
@@ -74,11 +75,11 @@ def advise(target: Target, *, queries: Path | None = None, checks: Path | None =
 
 
 def _query(conn: psycopg.Connection[Any], statement: sources.Statement, cache: dict[Any, Table | None]) -> Query:
-    query = Query(statement, statements.kind(statement.text))
-    if query.kind not in statements.SERVABLE:
-        query.note = f"{statements.KINDS[query.kind]}: not index work"
+    query = Query(statement, shapes.kind(statement.text))
+    if query.kind not in shapes.SERVABLE:
+        query.note = shapes.no_index(statement.text)
         return query
-    query.uses = statements.uses(statement.text)
+    query.uses = shapes.uses(statement.text)
     for use in query.uses:
         table = read(conn, use.relation)
         if table is not None:
@@ -88,7 +89,7 @@ def _query(conn: psycopg.Connection[Any], statement: sources.Statement, cache: d
     query.uses = [u for u in query.uses if u.alias in query.tables]
     if not query.uses:
         query.note = "reads no table of this database"
-    query.filled = costing.fill(statement.text, statements.params(statement.text), query.tables)
+    query.filled = costing.fill(statement.text, parameters.params(statement.text), query.tables)
     return query
 
 

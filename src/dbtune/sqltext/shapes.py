@@ -4,11 +4,14 @@ Pure: no connection.  ``kind`` says whether an index can serve a statement at al
 one-off bulk load, DDL and maintenance are not index work); ``uses`` says, per table,
 which columns a query compares with a value (equality, range, pattern), which it sorts
 by, which conditions compare a column with a constant (a partial index's predicate) and
-which columns it reads (a covering index's INCLUDE).
+which columns it reads (a covering index's INCLUDE); ``key_columns`` is the one rule for a
+btree's key order, and ``outlines`` the indexes the parse tree alone suggests (what
+`report` names; `advise` costs them with the table's facts) or ``no_index`` why none can.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,19 +22,9 @@ KINDS = {
     "bulk load": "a bulk load (INSERT ... SELECT or COPY)", "ddl": "DDL", "maintenance": "maintenance",
     "session": "session or transaction control", "other": "a utility statement", "unparsable": "unreadable SQL",
 }
-_EQUAL, _RANGE = ("=",), ("<", ">", "<=", ">=")
-_PATTERN = ("~~", "~~*", "%", "<%", "%>", "<<%", "%>>", "!~~", "!~~*")
+EQUAL, RANGE = ("=",), ("<", ">", "<=", ">=")
+PATTERN = ("~~", "~~*", "%", "<%", "%>", "<<%", "%>>", "!~~", "!~~*")
 _SIMILARITY = ("similarity", "word_similarity", "strict_word_similarity")
-
-
-@dataclass(frozen=True)
-class Param:
-    """Where a ``$n`` parameter sits: compared with a column (role eq, range, pattern) or a LIMIT."""
-
-    number: int
-    role: str  # "eq", "lt", "gt", "pattern", "limit"
-    table: str | None = None  # the alias or table name as written
-    column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def _ident(name: str) -> str:
     return sql.Identifier(name).as_string()
 
 
-def _tree(text: str) -> Any:
+def tree(text: str) -> Any:
     from pglast import parse_sql
     from pglast.parser import ParseError
 
@@ -88,7 +81,7 @@ def kind(text: str) -> str:
     """One of KINDS' keys."""
     from pglast import ast
 
-    stmt = _tree(text)
+    stmt = tree(text)
     if stmt is None:
         return "unparsable"
     if isinstance(stmt, ast.SelectStmt):
@@ -119,7 +112,7 @@ def uses(text: str) -> list[Use]:
     """Each table the statement reads (its top-level SELECT, UPDATE or DELETE), and how."""
     from pglast import ast
 
-    stmt = _tree(text)
+    stmt = tree(text)
     if isinstance(stmt, ast.SelectStmt) and stmt.fromClause:
         reader = _Reader(stmt.fromClause)
         reader.conditions(stmt.whereClause)
@@ -133,67 +126,85 @@ def uses(text: str) -> list[Use]:
     return []
 
 
-def params(text: str) -> list[Param]:
-    """Every ``$n`` of the statement and the column it is compared with, where one is."""
-    from pglast import ast
+def key_columns(use: Use, known: Collection[str] | None = None,
+                skip: Collection[str] = ()) -> tuple[tuple[str, bool], ...]:
+    """A btree's keys for ``use``, (column, descending): the equality columns first, then one range
+    column, then the ORDER BY, so that one index serves as much of the query as it can.  Only
+    columns of ``known`` where it is given; ``skip`` (a partial index's fixed column) left out."""
+    def fits(column: str) -> bool:
+        return (known is None or column in known) and column not in taken
 
-    stmt = _tree(text)
-    if stmt is None:
+    taken = set(skip)
+    keys: list[tuple[str, bool]] = []
+    for column in use.equal:
+        if fits(column):
+            keys.append((column, False))
+            taken.add(column)
+    first_range = next((c for c in use.ranges if fits(c)), None)
+    if first_range is not None:
+        keys.append((first_range, dict(use.order).get(first_range, False)))
+        taken.add(first_range)
+    for column, desc in use.order:
+        if fits(column):
+            keys.append((column, desc))
+            taken.add(column)
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class Outline:
+    """An index the parse tree alone suggests: its table as written, its keys, btree or trigram."""
+
+    relation: tuple[str | None, str]
+    keys: tuple[tuple[str, bool], ...]
+    method: str = "btree"  # "gin": a trigram index (pg_trgm)
+
+    def __str__(self) -> str:
+        table = ".".join(p for p in self.relation if p)
+        columns = ", ".join(c + (" DESC" if desc else "") for c, desc in self.keys)
+        return f"{'a trigram index' if self.method == 'gin' else 'an index'} on {table} ({columns})"
+
+
+def outlines(text: str) -> list[Outline]:
+    """The indexes that may serve the statement, from its parse tree alone (no table facts, no
+    costing: `advise` proves or drops each of them with the planner)."""
+    if kind(text) not in SERVABLE:
         return []
-    found: dict[int, Param] = {}
-    if isinstance(stmt, ast.SelectStmt):
-        for clause in (stmt.limitCount, stmt.limitOffset):
-            if isinstance(clause, ast.ParamRef):
-                found[clause.number] = Param(clause.number, "limit")
-    for node in _walk(stmt):
-        if isinstance(node, ast.A_Expr):
-            _param_of(node, found)
-    return sorted(found.values(), key=lambda p: p.number)
+    found: list[Outline] = []
+    for use in uses(text):
+        keys = key_columns(use)
+        if keys:
+            found.append(Outline(use.relation, keys))
+        found += [Outline(use.relation, ((c, False),), "gin") for c in use.patterns]
+    return list(dict.fromkeys(found))
 
 
-def _param_of(node: Any, found: dict[int, Param]) -> None:
-    op, between = _opname(node), "BETWEEN" in _kind(node)
-    for col, other, flipped in ((node.lexpr, node.rexpr, False), (node.rexpr, node.lexpr, True)):
-        ref = _column(col)
-        if ref is None:
-            continue
-        for i, p in enumerate(_params_in(other)):
-            if between:
-                role = "gt" if i == 0 else "lt"
-            elif op in _PATTERN:
-                role = "pattern"
-            elif op in _RANGE:
-                role = "lt" if op.startswith("<") != flipped else "gt"
-            else:
-                role = "eq"
-            found.setdefault(p.number, Param(p.number, role, *ref))
+def no_index(text: str) -> str | None:
+    """Why no index can serve the statement, or None when one may (``outlines`` names it)."""
+    what = kind(text)
+    if what == "insert":
+        return "a single-row INSERT: an index does not speed it up (each one slows it down)"
+    if what not in SERVABLE:
+        return f"{KINDS[what]}: not index work"
+    if outlines(text):
+        return None
+    if not uses(text):
+        return "reads no table: its time is its own work, which no index shortens"
+    return "no condition, join or sort on a column an index can use: it reads every row it touches"
 
 
-def _params_in(node: Any) -> list[Any]:
-    from pglast import ast
-
-    items = list(node) if isinstance(node, (list, tuple)) else [node]
-    out = []
-    for item in items:
-        while isinstance(item, ast.TypeCast):
-            item = item.arg
-        if isinstance(item, ast.ParamRef):
-            out.append(item)
-    return out
-
-
-def _kind(node: Any) -> str:
+def expr_kind(node: Any) -> str:
     """AEXPR_OP, AEXPR_IN, AEXPR_BETWEEN, ... (the A_Expr_Kind's name)."""
     from pglast.enums import A_Expr_Kind
 
     return A_Expr_Kind(node.kind).name
 
 
-def _opname(node: Any) -> str:
+def opname(node: Any) -> str:
     return node.name[-1].sval if node.name else ""
 
 
-def _column(node: Any) -> tuple[str | None, str] | None:
+def column_ref(node: Any) -> tuple[str | None, str] | None:
     """(qualifier, column) of a plain column reference, through casts."""
     from pglast import ast
 
@@ -216,16 +227,16 @@ def _literal(node: Any) -> str | None:
     return RawStream()(node) if isinstance(inner, ast.A_Const) and not inner.isnull else None
 
 
-def _walk(node: Any):  # type: ignore[no-untyped-def]
+def walk(node: Any):  # type: ignore[no-untyped-def]
     from pglast import ast
 
     if isinstance(node, (list, tuple)):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
     elif isinstance(node, ast.Node):
         yield node
         for name in node:
-            yield from _walk(getattr(node, name))
+            yield from walk(getattr(node, name))
 
 
 class _Reader:
@@ -236,7 +247,7 @@ class _Reader:
 
         self.uses: dict[str, Use] = {}
         self.join_quals: list[Any] = []
-        for node in _walk(from_clause):
+        for node in walk(from_clause):
             if isinstance(node, ast.RangeVar):
                 alias = node.alias.aliasname if node.alias else node.relname
                 self.uses[alias] = Use((node.schemaname, node.relname), alias)
@@ -269,32 +280,32 @@ class _Reader:
             for arg in node.args:
                 self.conditions(arg)
             return
-        if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.NOT_EXPR and _column(node.args[0]):
-            self._constant(_column(node.args[0]), "false")
+        if isinstance(node, ast.BoolExpr) and node.boolop == BoolExprType.NOT_EXPR and column_ref(node.args[0]):
+            self._constant(column_ref(node.args[0]), "false")
             return
-        if _column(node) is not None:
-            self._constant(_column(node), "true")
+        if column_ref(node) is not None:
+            self._constant(column_ref(node), "true")
             return
-        if isinstance(node, ast.NullTest) and _column(node.arg):
+        if isinstance(node, ast.NullTest) and column_ref(node.arg):
             if node.nulltesttype == NullTestType.IS_NULL:
-                self._constant(_column(node.arg), "is null")
+                self._constant(column_ref(node.arg), "is null")
             else:
-                self._read(_column(node.arg))
+                self._read(column_ref(node.arg))
             return
         if isinstance(node, ast.FuncCall) and node.funcname[-1].sval in _SIMILARITY and node.args:
             for arg in node.args:
-                self._add("patterns", _column(arg))
+                self._add("patterns", column_ref(arg))
             return
         if isinstance(node, ast.A_Expr):
             self._compare(node)
             return
-        for ref in (n for n in _walk(node) if isinstance(n, ast.ColumnRef)):
-            self._read(_column(ref))
+        for ref in (n for n in walk(node) if isinstance(n, ast.ColumnRef)):
+            self._read(column_ref(ref))
 
     def _compare(self, node: Any) -> None:
-        op, kind = _opname(node), _kind(node)
+        op, kind = opname(node), expr_kind(node)
         for col, other in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
-            ref = _column(col)
+            ref = column_ref(col)
             if ref is None or self._use(ref) is None:
                 continue
             literal = _literal(other) if not isinstance(other, (list, tuple)) else None
@@ -306,13 +317,13 @@ class _Reader:
                     self._add("equal", ref)
             elif "BETWEEN" in kind:
                 self._add("ranges", ref)
-            elif op in _EQUAL:
+            elif op in EQUAL:
                 if literal is not None:
                     self._constant(ref, "=", (literal,))
                 self._add("equal", ref)
-            elif op in _RANGE:
+            elif op in RANGE:
                 self._add("ranges", ref)
-            elif op in _PATTERN:
+            elif op in PATTERN:
                 self._add("patterns", ref)
             else:
                 self._read(ref)
@@ -334,7 +345,7 @@ class _Reader:
         from pglast.enums import SortByDir
 
         for item in clause or ():
-            ref = _column(item.node)
+            ref = column_ref(item.node)
             use = self._use(ref)
             if use is None or ref is None:
                 return  # an expression or another table's column: no index order serves the rest
@@ -345,7 +356,7 @@ class _Reader:
         from pglast import ast
 
         for target in targets or ():
-            for node in _walk(target.val):
+            for node in walk(target.val):
                 if isinstance(node, ast.ColumnRef):
                     if isinstance(node.fields[-1], ast.A_Star):
                         star = node.fields[0].sval if len(node.fields) > 1 else None
@@ -353,7 +364,7 @@ class _Reader:
                             if star is None or use.alias == star:
                                 use.read = None
                     else:
-                        self._read(_column(node))
+                        self._read(column_ref(node))
 
     def result(self) -> list[Use]:
         return list(self.uses.values())
