@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from ..core.errors import ConfigError
+from ..sqltext.shapes import readable
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def from_stat_statements(conn: psycopg.Connection[Any], limit: int) -> list[Stat
                           "or --checks DIR")
     rows = Source(conn, found).rows("slow_queries", sql.SQL("database = current_database() AND query IS NOT NULL"),
                                     limit=limit)
-    return [Statement(str(r["query"]).strip(), f"queryid {r['queryid']}", int(r["calls"] or 0),
+    return [Statement(readable(str(r["query"]).strip()), f"queryid {r['queryid']}", int(r["calls"] or 0),
                       float(r["total_ms"] or 0)) for r in rows]
 
 

@@ -11,6 +11,7 @@ btree's key order, and ``outlines`` the indexes the parse tree alone suggests (w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,12 +67,24 @@ def _ident(name: str) -> str:
     return sql.Identifier(name).as_string()
 
 
+# pg_stat_statements writes a typed literal (DATE '2025-07-01') as ``DATE $2``, which no parser
+# reads; the cast ``$2::date`` means the same.
+_TYPED = re.compile(r"\b(date|time(?:stamp)?(?:tz)?(?:\s+with(?:out)?\s+time\s+zone)?|interval|numeric|decimal|"
+                    r"(?:small|big)?int|integer|int[248]|float[48]?|real|double\s+precision|text|varchar|bool(?:ean)?|"
+                    r"uuid|jsonb?|inet|cidr|bytea|money)\s+(\$\d+)", re.IGNORECASE)
+
+
+def readable(text: str) -> str:
+    """``text`` with pg_stat_statements' typed parameters (``DATE $2``) as casts (``$2::date``)."""
+    return _TYPED.sub(lambda m: f"{m.group(2)}::{' '.join(m.group(1).split())}", text)
+
+
 def tree(text: str) -> Any:
     from pglast import parse_sql
     from pglast.parser import ParseError
 
     try:
-        stmts = parse_sql(text)
+        stmts = parse_sql(readable(text))
     except ParseError:
         return None
     return stmts[0].stmt if len(stmts) == 1 else None
