@@ -1,18 +1,20 @@
 """Fleet runs: one verb (apply, rollback, status, verify, refresh) over many databases.
 
-Each target runs exactly as a single-target run does, as its own `dbtune`
-process (Alembic's ``context`` and ``op`` are process-wide, so two migrations
-cannot share one): its own advisory lock, online engine, ``--max-wait`` and
-``--jobs``.  Around them, this module reads the targets (a TOML file, or libpq's
-service file), selects them (tags, --only, --exclude), refuses two names for
-one database, runs a canary first if asked, runs the rest ``parallel`` at a
-time, stops starting new ones after ``max_failures`` failures, and returns a
-verdict per target.  Running the same command again is idempotent: targets
-already at the destination do nothing, the others continue from where they are.
+Each target runs exactly as a single-target run does, in a worker `dbtune`
+process that runs one target after another (Alembic's ``context`` and ``op`` are
+process-wide, so two migrations cannot share one at once), ``parallel`` workers
+at a time: its own advisory lock, online engine, ``--max-wait`` and ``--jobs``.
+Around them, this module reads the targets (a TOML file, or libpq's service
+file), selects them (tags, --only, --exclude), refuses two names for one
+database, runs a canary first if asked, runs the rest ``parallel`` at a time,
+stops starting new ones after ``max_failures`` failures, and returns a verdict
+per target. Running the same command again is idempotent: targets already at the
+destination do nothing, the others continue from where they are.
 
-Passwords never need to be in the targets file: each child's libpq reads
-``~/.pgpass`` (or PGPASSFILE) and PGPASSWORD as usual.  The URL reaches the child
-through its environment, never its command line (which `ps` shows).
+Passwords never need to be in the targets file: each worker's libpq reads
+``~/.pgpass`` (or PGPASSFILE) and PGPASSWORD as usual.  The URL reaches the worker
+through a pipe and the command through its environment, never a command line
+(which `ps` shows).
 """
 
 from __future__ import annotations
@@ -158,20 +160,107 @@ def refuse_duplicates(targets: list[FleetTarget]) -> None:
 
 # -- running -------------------------------------------------------------------------------------
 
-def _child(args: list[str], t: FleetTarget) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    env["DBTUNE_DATABASE_URL"] = t.dsn
-    return subprocess.Popen([sys.executable, "-m", "dbtune.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+_EXIT = "\x1edbtune-fleet-exit "  # ends each command's output in a worker's stream, before its exit code
 
 
-def _status(t: FleetTarget, migrations: list[str]) -> tuple[int, dict[str, Any]]:
-    with _child(["status", "--format", "json", *migrations], t) as proc:
-        out, _ = proc.communicate()
+class _Worker:
+    """One ``python -m dbtune.fleet`` process that runs one target's command after another, each exactly as
+    a single-target `dbtune` process runs it (its own pass through env.py, lock and engine).  Importing
+    Python's, Click's, Alembic's and SQLAlchemy's modules is most of a no-op run's cost, and a worker pays
+    it once instead of two or three times per target.  The URL reaches it through a pipe, never a command
+    line (which `ps` shows)."""
+
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DBTUNE_DATABASE_URL")}
+        # -u: the command's stdout and stderr reach the pipe in the order they were written.
+        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "dbtune.fleet"], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def command(self, t: FleetTarget, args: list[str], each_line: Any = None) -> tuple[int, list[str]]:
+        """`dbtune ARGS` on ``t``: its exit code and its output lines (passed to ``each_line`` as they come)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        lines: list[str] = []
+        try:
+            self.proc.stdin.write(json.dumps({"dsn": t.dsn, "args": args}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return EXIT_FAILED, ["error: the fleet's worker process ended"]
+        for line in self.proc.stdout:
+            # The marker may follow output that did not end its line.
+            text, marker, code = line.rstrip("\n").partition(_EXIT)
+            if text or not marker:
+                lines.append(text)
+                if each_line:
+                    each_line(text)
+            if marker:
+                return int(code), lines
+        self.proc.wait()  # it died mid-command: that target failed, and the next gets a new worker
+        return EXIT_FAILED, [*lines, f"error: the fleet's worker process ended with {self.proc.returncode}"]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()  # the worker ends at the end of its requests
+        self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class _Workers:
+    """A worker per thread of the pool, started when the thread first needs one (or its last one died)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> _Worker:
+        worker = getattr(self._local, "worker", None)
+        if worker is None or not worker.alive:
+            worker = self._local.worker = _Worker()
+            with self._lock:
+                self._all.append(worker)
+        return worker
+
+    def close(self) -> None:
+        for worker in self._all:
+            worker.close()
+
+
+def serve() -> None:
+    """The worker's loop: one JSON request a line on stdin ({"dsn", "args"}), the command's output on
+    stdout, then the marker and its exit code."""
+    requests = os.fdopen(os.dup(0))
+    # The commands, and any program they start, get an empty stdin: the requests are the worker's alone.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - for the life of the worker
+    from .cli import cli
+
+    for request in requests:
+        job = json.loads(request)
+        os.environ["DBTUNE_DATABASE_URL"] = job["dsn"]
+        try:
+            cli.main(args=job["args"], prog_name="dbtune")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        sys.stderr.flush()
+        sys.stdout.write(f"{_EXIT}{code}\n")
+        sys.stdout.flush()
+
+
+def _status(worker: _Worker, t: FleetTarget, migrations: list[str]) -> tuple[int, dict[str, Any]]:
+    code, lines = worker.command(t, ["status", "--format", "json", *migrations])
+    out = "\n".join(lines)
     try:
-        return proc.returncode, json.loads(out[out.index("{"):]) if proc.returncode == 0 else {"error": out}
+        return code, json.loads(out[out.index("{"):]) if code == 0 else {"error": out}
     except ValueError:
-        return proc.returncode, {"error": out}
+        return code, {"error": out}
 
 
 def _last_error(lines: list[str]) -> str:
@@ -179,12 +268,13 @@ def _last_error(lines: list[str]) -> str:
     return (errors[-1] if errors else (lines[-1] if lines else "")).removeprefix("error: ").strip()
 
 
-def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], out: Output) -> TargetResult:
+def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], out: Output,
+            worker: _Worker) -> TargetResult:
     result = TargetResult(t.name)
     started = time.monotonic()
     out.info(f"[{t.name}] running {verb}")
     if verb in ("apply", "rollback", "status"):
-        code, status = _status(t, migrations)
+        code, status = _status(worker, t, migrations)
         if code != 0:
             result.outcome, result.exit_code = "failed", code
             result.error = scrub(_last_error(status.get("error", "").splitlines()), t.target.password)
@@ -196,19 +286,13 @@ def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], o
         result.output = json.dumps(status)
     lines: list[str] = []
     if verb != "status":
-        with _child([verb, *args], t) as proc:  # closes its pipe
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                lines.append(line)
-                out.info(f"[{t.name}] {line}")
-        code = proc.returncode
+        code, lines = worker.command(t, [verb, *args], lambda line: out.info(f"[{t.name}] {line}"))
         result.output = "\n".join(lines)
     else:
         code = 0
     result.exit_code = code
     if verb in ("apply", "rollback") and code != EXIT_UNREACHABLE:
-        after_code, after = _status(t, migrations)
+        after_code, after = _status(worker, t, migrations)
         result.after = (", ".join(after.get("current") or []) or "base") if after_code == 0 else "?"
     elif verb == "status":
         result.after = result.before
@@ -232,15 +316,25 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
     report = FleetReport(verb, [TargetResult(t.name) for t in targets])
     slot = {t.name: i for i, t in enumerate(targets)}  # each result keeps its target's place
     order = list(targets)
-    if canary is not None:
-        first = next((t for t in targets if t.name == canary), None)
-        if first is None:
-            raise ConfigError(f"--canary {canary}: no such target")
-        report.results[slot[first.name]] = run_one(first, verb, args, migrations, out)
-        if report.results[slot[first.name]].outcome != "done":
-            out.warn(f"canary {first.name} failed: no other target was started")
-            return report
-        order = [t for t in targets if t.name != canary]
+    workers = _Workers()
+    try:
+        if canary is not None:
+            first = next((t for t in targets if t.name == canary), None)
+            if first is None:
+                raise ConfigError(f"--canary {canary}: no such target")
+            report.results[slot[first.name]] = run_one(first, verb, args, migrations, out, workers.get())
+            if report.results[slot[first.name]].outcome != "done":
+                out.warn(f"canary {first.name} failed: no other target was started")
+                return report
+            order = [t for t in targets if t.name != canary]
+        _run_rest(report, order, slot, verb, args, migrations, parallel, max_failures, out, workers)
+    finally:
+        workers.close()
+    return report
+
+
+def _run_rest(report: FleetReport, order: list[FleetTarget], slot: dict[str, int], verb: str, args: list[str],
+              migrations: list[str], parallel: int, max_failures: int, out: Output, workers: _Workers) -> None:
     failures = 0
     lock = threading.Lock()
 
@@ -249,7 +343,7 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
         with lock:
             if failures >= max_failures:
                 return
-        result = run_one(t, verb, args, migrations, out)
+        result = run_one(t, verb, args, migrations, out, workers.get())
         with lock:
             report.results[slot[t.name]] = result
             if result.outcome != "done":
@@ -262,7 +356,6 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
     skipped = [r.name for r in report.results if r.outcome == "not started"]
     if skipped:
         out.warn(f"not started after {failures} failure(s) (--max-failures {max_failures}): {', '.join(skipped)}")
-    return report
 
 
 def render(report: FleetReport, out: Output, fmt: str = "table") -> None:
@@ -275,3 +368,7 @@ def render(report: FleetReport, out: Output, fmt: str = "table") -> None:
              [Column("name", "target"), Column("server", "server"), Column("before", "before"),
               Column("after", "after"), Column("seconds", "seconds", "float"), Column("outcome", "outcome"),
               Column("error", "error", "sql")])
+
+
+if __name__ == "__main__":  # a fleet's worker (_Worker)
+    serve()
