@@ -26,6 +26,8 @@ from ..core.errors import ConfigError, ConnectionFailed, DbtuneError, PoolerRefu
 from ..core.output import Output
 from ..core.runlock import RunLock, run_lock
 from ..core.settings import Migrations, Target
+from ..online.options import OnlineOptions
+from ..online.sessions import Sessions
 from . import drivers, session_settings
 from .config import RunOptions
 from .failures import errors
@@ -66,12 +68,21 @@ class Run:
         self.tracker = RevisionTracker(out)
         self.state = RunState(target=lambda: self.bound or self.target, options=options.online, out=out,
                               running=lambda: self.tracker.running)
+        if options.online.sessions is None:
+            # One control, monitor and build session for the whole run, not per revision.
+            options.online.sessions = Sessions()
+            self.stack.callback(self._end_sessions, options.online)
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stack.close()
+
+    @staticmethod
+    def _end_sessions(online: OnlineOptions) -> None:
+        online.sessions.close()
+        online.sessions = None
 
     def env(self, *, as_sql: bool = False, starting_rev: str | None = None,
             destination_rev: str | None = None) -> None:

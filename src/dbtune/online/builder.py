@@ -36,6 +36,7 @@ from ..core.errors import BuildBlocked, DbtuneError, MigrationFailed
 from ..core.retry import locked
 from ..core.settings import Target
 from ..sqltext.statements import IndexStatement
+from . import sessions
 from .catalog import cancel, ident, index_info, is_partitioned, table_of, warn_before_builds
 from .monitor import Monitor
 from .options import BuildResult, IndexInfo, OnlineOptions, build_statement_timeout_ms
@@ -60,10 +61,12 @@ class Engine:
         """Run the statements, ``jobs`` at a time but never two on one table."""
         if not statements:
             return []
-        with db.connect(self.target, purpose="control") as control:
-            self.own_pids.add(db.pid(control))
+        control = self._take("control", lambda: db.connect(self.target, purpose="control"))
+        try:
             warn_before_builds(control, self.options, self.own_pids)
             tables = {st: table_of(control, st) for st in statements}
+        finally:
+            sessions.give(self.options.sessions, "control", self.target, control)
         monitor = Monitor(self.target, self.options, self.own_pids)
         try:
             results = self._schedule(statements, tables, monitor)
@@ -109,7 +112,7 @@ class Engine:
             nonlocal conn
             try:
                 if conn is None or conn.closed:
-                    conn = self._connect_build()
+                    conn = self._take("build", self._connect_build)
                 running.add(db.pid(conn))
                 return self._run_one(st, monitor, conn)
             except psycopg.Error as exc:  # a catalog lookup or the connection itself failed
@@ -123,7 +126,13 @@ class Engine:
             yield build
         finally:
             if conn is not None:
-                conn.close()
+                sessions.give(self.options.sessions, "build", self.target, conn)
+
+    def _take(self, purpose: str, connect: Callable[[], psycopg.Connection]) -> psycopg.Connection:
+        """A session of this run's (kept from an earlier revision) or a new one; either way one of ours."""
+        conn = sessions.take(self.options.sessions, purpose, self.target, connect)
+        self.own_pids.add(db.pid(conn))
+        return conn
 
     # -- one statement ------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..core.errors import Blocker, DbtuneError
 from ..core.output import bar
 from ..core.settings import Target
 from ..sqltext.statements import IndexStatement
+from . import sessions
 from .catalog import note_hidden, read_blockers
 from .options import OnlineOptions
 
@@ -53,7 +54,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._lock_lost = False
-        self._conn = db.connect(target, purpose="monitor")
+        self._conn = sessions.take(options.sessions, "monitor", target, lambda: db.connect(target, purpose="monitor"))
         # Each poll holds a snapshot for a moment, which a concurrent build in its waiting
         # phases waits out: that is our own session, never a blocker to name.
         self.own_pids.add(db.pid(self._conn))
@@ -71,7 +72,10 @@ class Monitor:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self._conn.close()
+        if self._thread.is_alive():  # a poll still running on it: never hand that connection on
+            self._conn.close()
+        else:
+            sessions.give(self.options.sessions, "monitor", self.target, self._conn)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.options.poll_interval):

@@ -40,6 +40,9 @@ class OnlineOptions:
     warned: set[int] = field(default_factory=set)
     # Notes already given once this run (what a missing privilege hides).
     notes: set[str] = field(default_factory=set)
+    # The engine's connections kept from one revision's builds to the next (a sessions.Sessions,
+    # which the run closes at its end); None: opened and closed around each revision's builds.
+    sessions: Any = None
 
 
 def build_statement_timeout_ms(options: OnlineOptions) -> int:
