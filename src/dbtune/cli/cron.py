@@ -62,11 +62,13 @@ def refresh(views: tuple[str, ...], all_views: bool, no_blocking: bool, if_older
     if (fmt == "openmetrics" or output) and not show_status:
         raise ConfigError("--format openmetrics and --output go with --status")
     if show_status:
-        from ..publish import emit, files
+        from ..publish import files
 
         with files.destination(output, out) as sink:
             rows = r.status(target, list(views) or None, all_views=all_views, out=out)
             if fmt == "openmetrics":
+                from ..publish import emit  # the page's and the metrics' modules: only for what cron scrapes
+
                 emit.refresh_status(rows, target, sink)
             else:
                 render.refresh_status(rows, sink, fmt)

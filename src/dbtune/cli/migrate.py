@@ -81,12 +81,14 @@ def status(fmt: str, output: Any, database_url: str | None, migrations: str | No
     """Show the server version, current revision and pending revisions."""
     from ..core.settings import resolve_migrations
     from ..migration import verbs
-    from ..publish import emit, files
+    from ..publish import files
     from . import render
 
     with files.destination(output, writer()) as sink:
         result = verbs.status(target_of(database_url), resolve_migrations(migrations))
         if fmt == "openmetrics":
+            from ..publish import emit  # the page's and the metrics' modules: only for what cron scrapes
+
             emit.status(result, sink)
         else:
             render.status(result, sink, fmt)
