@@ -50,6 +50,7 @@ from dbtune.servers.throwaway import LocalServer, throwaway_server
 from dbtune.sqltext.statements import read_index_file
 
 from . import docs
+from .advise import run_part as run_advise_part
 from .chain import chain_report, run_chain
 from .growth import growth_report, run_growth
 from .load import Writer
@@ -250,7 +251,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="writer inserts per second")
     parser.add_argument("--scales", default="0.25,1,4",
                         help="scales of the growth part (apply time and peak memory per scale)")
-    parser.add_argument("--only", choices=["indexes", "chain", "refresh", "growth"],
+    parser.add_argument("--only", choices=["indexes", "chain", "refresh", "growth", "advise"],
                         help="run one part: the index builds and checks (with the refresh), the long migration "
                              "chain, the refresh alone, or the growth per scale")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
@@ -262,6 +263,10 @@ def main() -> None:
     # alembic's and SQLAlchemy's files were compiled so; an editable checkout under
     # PYTHONDONTWRITEBYTECODE would otherwise compile dbtune's modules on every start.
     compileall.compile_dir(Path(dbtune_package.__file__).parent, quiet=1)
+    if args.only in (None, "advise"):  # bench/advise.py: its own server, results file and docs section
+        run_advise_part(args.scale, args.results or RESULTS, docs=not args.no_docs)
+        if args.only:
+            return
     if args.only == "refresh":
         results = run_refresh_only(args.scale, args.refresh_rounds)
     elif args.only == "growth":
