@@ -9,6 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from dbtune.advise.candidates import Candidate
+from dbtune.advise.choose import Trial, choose
 from dbtune.sqltext import shapes
 from tests.fix_cli import OWN_MIGRATIONS, run_cli, scalar
 
@@ -88,6 +90,24 @@ def test_statement_kinds_from_the_parse_tree() -> None:
     assert (use.equal, use.ranges, use.order, use.read) == (["c"], ["d"], [("f", True)], {"a", "b", "c", "d", "e",
                                                                                          "f"})
     assert [c.sql() for c in use.constants] == ['NOT "e"']
+    # A list (IN) before an ORDER BY goes after the sort's column; pg_stat_statements' typed
+    # parameter (DATE $2) is read as a cast.
+    typed = "SELECT id FROM p WHERE s IN ($1, $3) AND d < DATE $2 ORDER BY d LIMIT $4"
+    assert shapes.readable(typed).endswith("d < $2::DATE ORDER BY d LIMIT $4") and shapes.kind(typed) == "query"
+    assert [str(o) for o in shapes.outlines(typed)] == ["an index on p (d, s)"]
+    assert [str(o) for o in shapes.outlines("SELECT * FROM p WHERE s IN (1, 2) AND k = 3")] == ["an index on p (s, k)"]
+
+
+def test_the_choice_keeps_one_index_a_query_and_not_one_that_barely_serves_it() -> None:
+    def candidate(keys: tuple[str, ...], include: tuple[str, ...] = ()) -> Candidate:
+        return Candidate('"t"', "t", "covering" if include else "composite", tuple((k, False) for k in keys), include)
+    a, twin, b = candidate(("x",)), candidate(("x",), ("y",)), candidate(("z",))
+    trials = [Trial(a, 0, 100, 10, True), Trial(a, 1, 100, 40, True), Trial(twin, 0, 100, 9, True),
+              Trial(b, 1, 100, 5, True)]
+    kept = choose(trials, [1.0, 1.0], {a: 10, twin: 20, b: 10}, 0.5, dict.fromkeys((a, twin, b), "planned"))
+    # a serves query 0; its covering twin is as good there and not kept; a "serves" query 1 at
+    # 60% but eight times b's cost, so b is kept for it.
+    assert {k.candidate: [t.query for t in k.serves] for k in kept} == {a: [0], b: [1]}
 
 
 @pytest.mark.parametrize("hypopg", [True, False], ids=["hypopg", "no-hypopg"])

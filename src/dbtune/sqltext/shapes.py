@@ -54,6 +54,7 @@ class Use:
     relation: tuple[str | None, str]  # (schema or None, name)
     alias: str
     equal: list[str] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)  # the equal columns compared with a list (IN)
     ranges: list[str] = field(default_factory=list)
     order: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
     patterns: list[str] = field(default_factory=list)
@@ -149,18 +150,27 @@ def key_columns(use: Use, known: Collection[str] | None = None,
 
     taken = set(skip)
     keys: list[tuple[str, bool]] = []
+
+    def add(column: str, desc: bool = False) -> None:
+        keys.append((column, desc))
+        taken.add(column)
+
+    # A column compared with a list (IN) matches several runs of the index: rows come out in key
+    # order within each run only, so before an ORDER BY it goes after the sort's columns, where
+    # the scan still filters on it without reading the table.
+    later = [c for c in use.listed if use.order]
     for column in use.equal:
-        if fits(column):
-            keys.append((column, False))
-            taken.add(column)
+        if fits(column) and column not in later:
+            add(column)
     first_range = next((c for c in use.ranges if fits(c)), None)
     if first_range is not None:
-        keys.append((first_range, dict(use.order).get(first_range, False)))
-        taken.add(first_range)
+        add(first_range, dict(use.order).get(first_range, False))
     for column, desc in use.order:
         if fits(column):
-            keys.append((column, desc))
-            taken.add(column)
+            add(column, desc)
+    for column in later:
+        if fits(column):
+            add(column)
     return tuple(keys)
 
 
@@ -328,6 +338,7 @@ class _Reader:
                     self._constant(ref, "in" if op == "=" else "not in", tuple(values))  # type: ignore[arg-type]
                 if op == "=":
                     self._add("equal", ref)
+                    self._add("listed", ref)
             elif "BETWEEN" in kind:
                 self._add("ranges", ref)
             elif op in EQUAL:
