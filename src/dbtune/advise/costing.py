@@ -70,8 +70,10 @@ def _value(p: Param, tables: dict[str | None, Table]) -> str | None:
     # A typical value: a histogram bound is one of the many values outside the most common ones.
     value = bounds[len(bounds) // 2] if bounds else (common[-1] if common else None)
     if p.role == "pattern" and value is not None:
-        middle = len(value) // 2
-        return f"%{value[max(0, middle - 2):middle + 2]}%"
+        # One whole value: pg_stats cannot tell a rare fragment from a common one, and a
+        # fragment of a name made of common words (a few characters, or one word) matches so
+        # many rows that the planner rightly reads the table instead.
+        return f"%{value}%"
     return value
 
 

@@ -148,9 +148,22 @@ def _trials(advice: Advice, served: list[Query], candidates: list[Candidate], pl
                 was = before[id(planner), id(q)]
                 now = _plan_of(planner, q)
                 if was is not None and now is not None:
-                    trials.append(Trial(c, index[id(q)], was.cost, now.cost, name in now.indexes))
+                    trials.append(Trial(c, index[id(q)], was.cost, now.cost,
+                                        name in now.indexes and _used_as_checked(planner, q, name)))
     out.progress("advise", f"{len(candidates)} candidates costed", final=True)
     return trials, sizes, how
+
+
+def _used_as_checked(planner: Any, q: Query, name: str) -> bool:
+    """Whether the plan of the query as its check file will hold it (its $n filled from pg_stats)
+    reads the index too: a generic plan can use an index that the check's values do not, and
+    the written check must pass."""
+    if not planner.generic or q.filled is None or q.filled == q.statement.text:
+        return True
+    try:
+        return name in planner.plan(q.filled).indexes
+    except psycopg.Error:
+        return False
 
 
 def _plan_of(planner: Any, q: Query) -> costing.Plan | None:

@@ -29,7 +29,7 @@ def slow_queries(src: Source, t: Thresholds, stats_age_s: float | None) -> Secti
     columns = [Column("queryid", "queryid"), Column("calls", "calls", "int"), Column("total_ms", "total", "ms"),
                Column("mean_ms", "mean", "ms"), Column("hit_ratio", "hit ratio", "ratio"),
                Column("temp_blks_written", "temp blocks", "int"), Column("kind", "kind"),
-               Column("query", "query", "sql"), Column("advice", "advice", "sql", 90)]
+               Column("query", "query", "sql")]  # the advice is each finding's fix (and a JSON field)
     section = Section("slow-queries", f"Slow queries (mean over {t.slow_mean_ms:g} ms), by total time", columns,
                       rows)
     note = next((r["note"] for r in rows if r.get("note")), None)

@@ -195,11 +195,19 @@ def outlines(text: str) -> list[Outline]:
         return []
     found: list[Outline] = []
     for use in uses(text):
+        if _catalog(use.relation):
+            continue
         keys = key_columns(use)
         if keys:
             found.append(Outline(use.relation, keys))
         found += [Outline(use.relation, ((c, False),), "gin") for c in use.patterns]
     return list(dict.fromkeys(found))
+
+
+def _catalog(relation: tuple[str | None, str]) -> bool:
+    """A system catalog or view (pg_settings, pg_stat_*): a monitoring tool's query, not the application's."""
+    schema, name = relation
+    return schema in ("pg_catalog", "information_schema") or (schema is None and name.startswith("pg_"))
 
 
 def no_index(text: str) -> str | None:
@@ -211,8 +219,11 @@ def no_index(text: str) -> str | None:
         return f"{KINDS[what]}: not index work"
     if outlines(text):
         return None
-    if not uses(text):
+    read = uses(text)
+    if not read:
         return "reads no table: its time is its own work, which no index shortens"
+    if all(_catalog(u.relation) for u in read):
+        return "reads the system catalog: not the application's tables"
     return "no condition, join or sort on a column an index can use: it reads every row it touches"
 
 
