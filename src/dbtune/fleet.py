@@ -20,9 +20,6 @@ through a pipe and the command through its environment, never a command line
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -36,6 +33,7 @@ from .core.conninfo import scrub
 from .core.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConfigError
 from .core.output import Output
 from .core.settings import Target
+from .fleetworkers import Worker, Workers
 
 
 @dataclass(frozen=True)
@@ -160,102 +158,8 @@ def refuse_duplicates(targets: list[FleetTarget]) -> None:
 
 # -- running -------------------------------------------------------------------------------------
 
-_EXIT = "\x1edbtune-fleet-exit "  # ends each command's output in a worker's stream, before its exit code
-
-
-class _Worker:
-    """One ``python -m dbtune.fleet`` process that runs one target's command after another, each exactly as
-    a single-target `dbtune` process runs it (its own pass through env.py, lock and engine).  Importing
-    Python's, Click's, Alembic's and SQLAlchemy's modules is most of a no-op run's cost, and a worker pays
-    it once instead of two or three times per target.  The URL reaches it through a pipe, never a command
-    line (which `ps` shows)."""
-
-    def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DBTUNE_DATABASE_URL")}
-        # -u: the command's stdout and stderr reach the pipe in the order they were written.
-        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "dbtune.fleet"], env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def command(self, t: FleetTarget, args: list[str], each_line: Any = None) -> tuple[int, list[str]]:
-        """`dbtune ARGS` on ``t``: its exit code and its output lines (passed to ``each_line`` as they come)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        lines: list[str] = []
-        try:
-            self.proc.stdin.write(json.dumps({"dsn": t.dsn, "args": args}) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            return EXIT_FAILED, ["error: the fleet's worker process ended"]
-        for line in self.proc.stdout:
-            # The marker may follow output that did not end its line.
-            text, marker, code = line.rstrip("\n").partition(_EXIT)
-            if text or not marker:
-                lines.append(text)
-                if each_line:
-                    each_line(text)
-            if marker:
-                return int(code), lines
-        self.proc.wait()  # it died mid-command: that target failed, and the next gets a new worker
-        return EXIT_FAILED, [*lines, f"error: the fleet's worker process ended with {self.proc.returncode}"]
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()  # the worker ends at the end of its requests
-        self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-
-
-class _Workers:
-    """A worker per thread of the pool, started when the thread first needs one (or its last one died)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._all: list[_Worker] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> _Worker:
-        worker = getattr(self._local, "worker", None)
-        if worker is None or not worker.alive:
-            worker = self._local.worker = _Worker()
-            with self._lock:
-                self._all.append(worker)
-        return worker
-
-    def close(self) -> None:
-        for worker in self._all:
-            worker.close()
-
-
-def serve() -> None:
-    """The worker's loop: one JSON request a line on stdin ({"dsn", "args"}), the command's output on
-    stdout, then the marker and its exit code."""
-    requests = os.fdopen(os.dup(0))
-    # The commands, and any program they start, get an empty stdin: the requests are the worker's alone.
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - for the life of the worker
-    from .cli import cli
-
-    for request in requests:
-        job = json.loads(request)
-        os.environ["DBTUNE_DATABASE_URL"] = job["dsn"]
-        try:
-            cli.main(args=job["args"], prog_name="dbtune")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        sys.stderr.flush()
-        sys.stdout.write(f"{_EXIT}{code}\n")
-        sys.stdout.flush()
-
-
-def _status(worker: _Worker, t: FleetTarget, migrations: list[str]) -> tuple[int, dict[str, Any]]:
-    code, lines = worker.command(t, ["status", "--format", "json", *migrations])
+def _status(worker: Worker, t: FleetTarget, migrations: list[str]) -> tuple[int, dict[str, Any]]:
+    code, lines = worker.command(t.dsn, ["status", "--format", "json", *migrations])
     out = "\n".join(lines)
     try:
         return code, json.loads(out[out.index("{"):]) if code == 0 else {"error": out}
@@ -269,7 +173,7 @@ def _last_error(lines: list[str]) -> str:
 
 
 def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], out: Output,
-            worker: _Worker) -> TargetResult:
+            worker: Worker) -> TargetResult:
     result = TargetResult(t.name)
     started = time.monotonic()
     out.info(f"[{t.name}] running {verb}")
@@ -286,7 +190,7 @@ def run_one(t: FleetTarget, verb: str, args: list[str], migrations: list[str], o
         result.output = json.dumps(status)
     lines: list[str] = []
     if verb != "status":
-        code, lines = worker.command(t, [verb, *args], lambda line: out.info(f"[{t.name}] {line}"))
+        code, lines = worker.command(t.dsn, [verb, *args], lambda line: out.info(f"[{t.name}] {line}"))
         result.output = "\n".join(lines)
     else:
         code = 0
@@ -316,13 +220,13 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
     report = FleetReport(verb, [TargetResult(t.name) for t in targets])
     slot = {t.name: i for i, t in enumerate(targets)}  # each result keeps its target's place
     order = list(targets)
-    workers = _Workers()
+    if canary is not None and not any(t.name == canary for t in targets):
+        raise ConfigError(f"--canary {canary}: no such target")
+    workers = Workers(min(max(1, parallel), len(targets)), verb)
     try:
         if canary is not None:
-            first = next((t for t in targets if t.name == canary), None)
-            if first is None:
-                raise ConfigError(f"--canary {canary}: no such target")
-            report.results[slot[first.name]] = run_one(first, verb, args, migrations, out, workers.get())
+            first = next(t for t in targets if t.name == canary)
+            report.results[slot[first.name]] = _on_worker(workers, first, verb, args, migrations, out)
             if report.results[slot[first.name]].outcome != "done":
                 out.warn(f"canary {first.name} failed: no other target was started")
                 return report
@@ -333,8 +237,17 @@ def run(verb: str, targets: list[FleetTarget], args: list[str], *, migrations: l
     return report
 
 
+def _on_worker(workers: Workers, t: FleetTarget, verb: str, args: list[str], migrations: list[str],
+               out: Output) -> TargetResult:
+    worker = workers.get()
+    try:
+        return run_one(t, verb, args, migrations, out, worker)
+    finally:
+        workers.put(worker)
+
+
 def _run_rest(report: FleetReport, order: list[FleetTarget], slot: dict[str, int], verb: str, args: list[str],
-              migrations: list[str], parallel: int, max_failures: int, out: Output, workers: _Workers) -> None:
+              migrations: list[str], parallel: int, max_failures: int, out: Output, workers: Workers) -> None:
     failures = 0
     lock = threading.Lock()
 
@@ -343,7 +256,7 @@ def _run_rest(report: FleetReport, order: list[FleetTarget], slot: dict[str, int
         with lock:
             if failures >= max_failures:
                 return
-        result = run_one(t, verb, args, migrations, out, workers.get())
+        result = _on_worker(workers, t, verb, args, migrations, out)
         with lock:
             report.results[slot[t.name]] = result
             if result.outcome != "done":
@@ -368,7 +281,3 @@ def render(report: FleetReport, out: Output, fmt: str = "table") -> None:
              [Column("name", "target"), Column("server", "server"), Column("before", "before"),
               Column("after", "after"), Column("seconds", "seconds", "float"), Column("outcome", "outcome"),
               Column("error", "error", "sql")])
-
-
-if __name__ == "__main__":  # a fleet's worker (_Worker)
-    serve()
