@@ -12,7 +12,11 @@ the same throwaway server and the same seeded data:
   parallel maintenance workers;
 * query speed-ups: every shipped verify check before and after the indexes;
 * long chain: `dbtune apply` against plain `alembic upgrade head` on 300
-  small revisions (bench/chain.py; `--only chain` runs just this part);
+  revisions like real ones (bench/chain.py; `--only chain` runs just this part);
+* start-up: each verb that runs no migration against the smallest psycopg
+  program, as whole processes (bench/startup.py; `--only startup`);
+* fleet: a fleet's no-op `apply` and `status` over 20 databases against the
+  same 20 single runs, and targets per minute over 100 (bench/fleet.py; `--only fleet`);
 * refresh: readers of a materialized view during `dbtune refresh` (CONCURRENTLY)
   and during a plain REFRESH (bench/refresh.py; `--only refresh`);
 * report: `dbtune report` against psql selecting the same monitoring views
@@ -20,9 +24,10 @@ the same throwaway server and the same seeded data:
 * growth: `dbtune apply` wall time and peak RSS at scales 0.25, 1 and 4
   (bench/growth.py; `--only growth`).
 
-Each part writes bench/results/<part>.json (indexes, refresh, report, chain, growth) with the
-machine and every raw figure, and prints its tables.  Targets
-are reported as met or missed; nothing here is a test assertion.
+Each part writes bench/results/<part>.json (indexes, refresh, report, chain, growth, startup,
+fleet) with the machine, the commit and the code it measured (bench/provenance.py), and every
+raw figure, and prints its tables.  Targets are reported as met or missed; nothing here is a
+test assertion.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import argparse
 import compileall
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,15 +56,18 @@ from dbtune.seed import seed
 from dbtune.servers.throwaway import LocalServer, throwaway_server
 from dbtune.sqltext.statements import read_index_file
 
-from . import docs
+from . import docs, provenance
 from .advise import run_part as run_advise_part
 from .chain import chain_report, run_chain
+from .fleet import fleet_report, run_fleet
 from .growth import growth_report, run_growth
 from .load import Writer
 from .refresh import refresh_report, run_refresh
 from .report import report_report, run_report
+from .startup import run_startup, startup_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SEPARATE = ("refresh", "report", "chain", "growth", "startup", "fleet")  # each in its own results file
 BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
 INDEXES_DONE = "0006"  # the last revision of the 16 shipped index builds
 
@@ -237,8 +247,7 @@ def report(results: dict[str, object]) -> str:
         assert isinstance(checks, list)
         lines += ["", tabulate([[c["check"], c["before_ms"], c["after_ms"], c["speedup"], c["uses_index"]]
                                 for c in checks], headers=["check", "before ms", "after ms", "speed-up", "uses index"])]
-        speedups = sorted(c["speedup"] for c in checks)
-        median = speedups[len(speedups) // 2]
+        median = statistics.median(c["speedup"] for c in checks)
         slow = [c["check"] for c in checks if c["speedup"] < 10 or c["after_ms"] >= 10]
         lines.append(f"median speed-up {median}x (target >= 100); checks below 10x or over 10 ms: "
                      f"{', '.join(slow) or 'none'}")
@@ -251,11 +260,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="writer inserts per second")
     parser.add_argument("--scales", default="0.25,1,4",
                         help="scales of the growth part (apply time and peak memory per scale)")
-    parser.add_argument("--only", choices=["indexes", "chain", "refresh", "growth", "advise"],
+    parser.add_argument("--only", choices=["indexes", "chain", "refresh", "growth", "startup", "fleet", "advise"],
                         help="run one part: the index builds and checks (with the refresh), the long migration "
-                             "chain, the refresh alone, or the growth per scale")
+                             "chain, the refresh alone, the growth per scale, the verbs' start-up, or the fleet")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
     parser.add_argument("--refresh-rounds", type=int, default=3, help="rounds of each refresh mode")
+    parser.add_argument("--startup-rounds", type=int, default=7, help="rounds of the start-up comparison")
+    parser.add_argument("--fleet-rounds", type=int, default=2, help="rounds of the fleet against single runs")
+    parser.add_argument("--fleet-databases", type=int, default=20, help="databases of the fleet against single runs")
+    parser.add_argument("--fleet-many", type=int, default=100, help="databases of the fleet's targets per minute")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone (smoke runs)")
     parser.add_argument("--results", type=Path, help="write the JSON files here instead of bench/results")
     args = parser.parse_args()
@@ -267,6 +280,7 @@ def main() -> None:
         run_advise_part(args.scale, args.results or RESULTS, docs=not args.no_docs)
         if args.only:
             return
+    code = provenance.snapshot()  # before anything runs: the code these figures measure
     if args.only == "refresh":
         results = run_refresh_only(args.scale, args.refresh_rounds)
     elif args.only == "growth":
@@ -279,26 +293,32 @@ def main() -> None:
         results["chain"] = run_chain(args.chain_rounds)
     if args.only in (None, "growth"):
         results["growth"] = run_growth([float(s) for s in args.scales.split(",") if s.strip()])
+    if args.only in (None, "startup"):
+        results["startup"] = run_startup(args.startup_rounds)
+    if args.only in (None, "fleet"):
+        with tempfile.TemporaryDirectory(prefix="dbtune-fleet-") as folder:
+            results["fleet"] = run_fleet(Path(folder), args.fleet_rounds, args.fleet_databases, args.fleet_many)
     results_dir = args.results or RESULTS
     results_dir.mkdir(exist_ok=True, parents=True)
     machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                            / 1024 ** 3, 1)}
     common = {k: results[k] for k in ("scale", "server", "orders", "seed_s") if k in results}
-    for part in ("refresh", "report", "chain", "growth"):
+    for part in SEPARATE:
         if part in results:
             data = {"machine": machine, **common, **results[part]} if part in ("refresh", "report") else \
                 {"machine": machine, **results[part]}  # type: ignore[dict-item]
-            (results_dir / f"{part}.json").write_text(json.dumps(data, indent=2))
+            (results_dir / f"{part}.json").write_text(json.dumps({**data, "code": code}, indent=2))
     if "write_stall" in results:
-        indexes = {k: v for k, v in results.items() if k not in ("refresh", "report", "chain", "growth")}
-        (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes}, indent=2))
+        indexes = {k: v for k, v in results.items() if k not in SEPARATE}
+        (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes, "code": code},
+                                                             indent=2))
     if not args.no_docs:
         docs.write()  # docs/benchmarks.md's figures, from every results file
     if "write_stall" in results:
         print()
         print(report(results))
     for part, describe in (("refresh", refresh_report), ("report", report_report), ("growth", growth_report),
-                           ("chain", chain_report)):
+                           ("chain", chain_report), ("startup", startup_report), ("fleet", fleet_report)):
         if part in results:
             print()
             print(describe(results[part]))  # type: ignore[operator, arg-type]

@@ -1,21 +1,24 @@
-"""Long-chain benchmark: `dbtune apply` against plain `alembic upgrade head` on 300 small revisions.
+"""Long-chain benchmark: `dbtune apply` against plain `alembic upgrade head` on 300 revisions like real ones.
 
-A team's history is mostly small transactional steps, so what dbtune adds per
-revision (hooks, logging, bookkeeping) matters more there than on a few index
-builds.  This generates a standard Alembic project (the `alembic init`
-env.py, a linear chain r001..r300 of small DDL steps, no concurrent index
-builds) and runs both tools on it as whole processes, on the same throwaway
-server, each on a fresh database, through the same ini and the same driver
-(psycopg 3).  The two tools alternate within each round so that machine noise
-hits both.  Process start-up alone (`--version`) and a run with nothing to do
-(already at head) are recorded too, to split the fixed cost from the cost per
-revision.
+Real chains are not only small DDL: they fill tables, migrate data in batches,
+build indexes CONCURRENTLY in autocommit_block() after get_bind().commit(),
+create enum types and trigger functions, set their own timeouts, and branch and
+merge.  This generates a standard Alembic project (the `alembic init` env.py with
+transaction_per_migration, which a revision that commits needs) of 300 such
+revisions in groups of ten (see _revision) and runs both tools on it as whole
+processes, on the same throwaway server, each on a fresh database, through the
+same ini and the same driver (psycopg 3).  The two tools alternate within each
+round so that machine noise hits both.  Process start-up alone (`--version`) and
+a run with nothing to do (already at head) are recorded too, to split the fixed
+cost from the cost per revision; one more run of each, its output stamped line
+by line as it arrives, says how long each kind of revision takes under each tool.
 """
 
 from __future__ import annotations
 
 import compileall
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -32,10 +35,10 @@ from dbtune.servers.throwaway import throwaway_server
 
 REVISIONS = 300
 HEAD = f"r{REVISIONS:03d}"
-EXPECTED_TABLES = REVISIONS // 5  # one per cycle of five steps (see _step)
-EXPECTED_INDEXES = REVISIONS // 10
+EXPECTED_TABLES = REVISIONS // 10  # one per group of ten revisions (see _revision)
+EXPECTED_INDEXES = 2 * REVISIONS // 10  # a concurrent and a plain one per table
 TOOLS = ("alembic", "dbtune")
-TARGET_RATIO = 1.2
+TARGET_RATIO = 1.1
 # Long enough for a slow machine, short enough that a hung run does not stall `make bench`.
 RUN_TIMEOUT_S = 300.0
 COMMANDS = {"alembic": "alembic -c alembic.ini upgrade head",
@@ -43,7 +46,8 @@ COMMANDS = {"alembic": "alembic -c alembic.ini upgrade head",
 
 # The env.py that `alembic init` writes (generic template), unchanged in substance: online mode,
 # engine_from_config over the ini's [alembic] section (so sqlalchemy.url, which dbtune overrides with its
-# --database-url), NullPool, target_metadata=None, one transaction for the whole upgrade.
+# --database-url), NullPool, target_metadata=None; with one transaction per revision, since a revision that
+# calls get_bind().commit() would otherwise leave the rest of a one-transaction upgrade uncommitted.
 ENV_PY = '''\
 from logging.config import fileConfig
 
@@ -82,7 +86,8 @@ def run_migrations_online() -> None:
 
     with connectable.connect() as connection:
         context.configure(
-            connection=connection, target_metadata=target_metadata
+            connection=connection, target_metadata=target_metadata,
+            transaction_per_migration=True,
         )
 
         with context.begin_transaction():
@@ -153,10 +158,11 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 revision: str = "{rev}"
-down_revision: Union[str, None] = {down}
+down_revision: Union[str, Sequence[str], None] = {down}
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -170,38 +176,66 @@ def downgrade() -> None:
 '''
 
 
-def _step(n: int) -> tuple[str, list[str], list[str]]:
-    """Revision n's message, upgrade and downgrade bodies.
+ROWS = 2000  # each table's rows, so that its data migration and its concurrent build have something to do
+GROUP = 10  # revisions per table: KINDS in order, the last three a branch and its merge point
+KINDS = ("table", "enum", "column", "data in batches", "concurrent index", "function", "own timeouts",
+         "branch: comment", "branch: plain index", "merge point")
 
-    A cycle of five small steps on the table created at the start of the cycle; every 10th revision builds a
-    (plain, transactional) index on that still-empty table instead.
+
+def _revision(n: int) -> tuple[str, tuple[str, ...], str, list[str], list[str]]:
+    """Revision n's kind, parents, message, upgrade and downgrade bodies.
+
+    What real chains hold, one table per group of ten: the table created and filled, an enum type, a new
+    column, a data migration in batches, a CREATE INDEX CONCURRENTLY in autocommit_block() after
+    get_bind().commit(), a trigger function, a revision that sets its own lock and statement timeouts, then
+    two revisions on branches from the same parent and the merge point that joins them.
     """
-    table = f"t_{n - (n - 1) % 5:03d}"
-    kind = (n - 1) % 5
-    if kind == 0:
-        return (f"create table {table}",
-                [f'op.create_table("{table}", sa.Column("id", sa.Integer(), primary_key=True),'
-                 f' sa.Column("v", sa.Text()))'],
-                [f'op.drop_table("{table}")'])
-    if kind == 1:
-        return (f"add {table}.note",
-                [f'op.add_column("{table}", sa.Column("note", sa.Text(), nullable=True))'],
-                [f'op.drop_column("{table}", "note")'])
-    if kind == 2:
-        return (f"comment on {table}",
-                [f'op.execute("COMMENT ON TABLE {table} IS \'bench table {n}\'")'],
-                [f'op.execute("COMMENT ON TABLE {table} IS NULL")'])
-    if kind == 3:
-        return (f"backfill {table}.note",
-                [f'op.execute("UPDATE {table} SET note = v WHERE note IS NULL")'],
-                ["pass"])
-    if n % 10 == 0:
-        return (f"index {table}.v",
-                [f'op.create_index("ix_{table}_v", "{table}", ["v"])'],
-                [f'op.drop_index("ix_{table}_v", table_name="{table}")'])
-    return (f"default for {table}.v",
-            [f'op.alter_column("{table}", "v", server_default=sa.text("\'\'"))'],
-            [f'op.alter_column("{table}", "v", server_default=None)'])
+    base, k = n - 1 - (n - 1) % GROUP, (n - 1) % GROUP
+    table, kind = f"t_{base // GROUP + 1:03d}", KINDS[(n - 1) % GROUP]
+    rev = lambda i: f"r{i:03d}"  # noqa: E731
+    parents = (rev(base + 8), rev(base + 9)) if k == 9 else (rev(base + 7),) if k == 8 else \
+        ((rev(n - 1),) if n > 1 else ())
+    enum = f"state_{table}"
+    bodies: dict[str, tuple[list[str], list[str]]] = {
+        "table": ([f'op.create_table("{table}", sa.Column("id", sa.Integer(), primary_key=True),'
+                   f' sa.Column("v", sa.Text()))',
+                   f'op.execute("INSERT INTO {table} (id, v) SELECT g, \'v\' || g FROM generate_series(1, {ROWS}) g")'],
+                  [f'op.drop_table("{table}")']),
+        "enum": ([f'postgresql.ENUM("new", "done", name="{enum}").create(op.get_bind())',
+                  f'op.add_column("{table}", sa.Column("state", postgresql.ENUM(name="{enum}", create_type=False),'
+                  f' server_default="new"))'],
+                 [f'op.drop_column("{table}", "state")', f'op.execute("DROP TYPE {enum}")']),
+        "column": ([f'op.add_column("{table}", sa.Column("note", sa.Text(), nullable=True))'],
+                   [f'op.drop_column("{table}", "note")']),
+        "data in batches": (["bind = op.get_bind()",
+                             f'batch = sa.text("UPDATE {table} SET note = v WHERE id IN '
+                             f'(SELECT id FROM {table} WHERE note IS NULL LIMIT 500)")',
+                             "while bind.execute(batch).rowcount:",
+                             "    pass"],
+                            [f'op.execute("UPDATE {table} SET note = NULL")']),
+        "concurrent index": (["op.get_bind().commit()",
+                              "with op.get_context().autocommit_block():",
+                              f'    op.create_index("ix_{table}_v", "{table}", ["v"], postgresql_concurrently=True)'],
+                             ["with op.get_context().autocommit_block():",
+                              f'    op.drop_index("ix_{table}_v", table_name="{table}",'
+                              ' postgresql_concurrently=True)']),
+        "function": ([f'op.execute("CREATE FUNCTION {table}_touch() RETURNS trigger LANGUAGE plpgsql AS '
+                      f'$$ BEGIN NEW.note := coalesce(NEW.note, NEW.v); RETURN NEW; END $$")',
+                      f'op.execute("CREATE TRIGGER {table}_touch BEFORE INSERT ON {table} '
+                      f'FOR EACH ROW EXECUTE FUNCTION {table}_touch()")'],
+                     [f'op.execute("DROP TRIGGER {table}_touch ON {table}")',
+                      f'op.execute("DROP FUNCTION {table}_touch()")']),
+        "own timeouts": (['op.execute("SET lock_timeout = \'5s\'")', 'op.execute("SET statement_timeout = \'60s\'")',
+                          f'op.alter_column("{table}", "v", server_default=sa.text("\'\'"))'],
+                         [f'op.alter_column("{table}", "v", server_default=None)']),
+        "branch: comment": ([f'op.execute("COMMENT ON TABLE {table} IS \'bench table {n}\'")'],
+                            [f'op.execute("COMMENT ON TABLE {table} IS NULL")']),
+        "branch: plain index": ([f'op.create_index("ix_{table}_note", "{table}", ["note"])'],
+                                [f'op.drop_index("ix_{table}_note", table_name="{table}")']),
+        "merge point": (["pass"], ["pass"]),
+    }
+    upgrade, downgrade = bodies[kind]
+    return kind, parents, f"{kind} {table}", upgrade, downgrade
 
 
 def write_project(folder: Path, url: str) -> Path:
@@ -212,10 +246,11 @@ def write_project(folder: Path, url: str) -> Path:
     # ConfigParser interpolation: a literal % in the URL must be doubled.
     (folder / "alembic.ini").write_text(ALEMBIC_INI.format(url=url.replace("%", "%%")))
     for n in range(1, REVISIONS + 1):
-        rev, down = f"r{n:03d}", (f"r{n - 1:03d}" if n > 1 else None)
-        message, upgrade, downgrade = _step(n)
-        (versions / f"{rev}_{message.replace(' ', '_').replace('.', '_')}.py").write_text(REVISION_PY.format(
-            message=message, rev=rev, down=f"\"{down}\"" if down else "None", down_doc=down or "",
+        rev = f"r{n:03d}"
+        _, parents, message, upgrade, downgrade = _revision(n)
+        down = repr(parents[0]) if len(parents) == 1 else repr(parents) if parents else "None"
+        (versions / f"{rev}_{message.replace(' ', '_').replace(':', '')}.py").write_text(REVISION_PY.format(
+            message=message, rev=rev, down=down, down_doc=", ".join(parents),
             upgrade="".join(f"    {line}\n" for line in upgrade).rstrip("\n"),
             downgrade="".join(f"    {line}\n" for line in downgrade).rstrip("\n")))
     # Compile once up front: otherwise whichever tool runs first pays for compiling 300 files.
@@ -318,6 +353,30 @@ class Chain:
         return full, noop
 
 
+def _timeline(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, object]:
+    """One upgrade with each output line stamped as it arrives: both tools log alembic's "Running upgrade
+    ... -> rNNN" as each revision starts, so a revision's time is from its line to the next one (the last
+    one's includes the process's exit), summed by kind."""
+    started = time.perf_counter()
+    marks: list[tuple[int, float]] = []
+    with subprocess.Popen(argv, cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found = re.search(r"Running upgrade .*-> r(\d+)", line)
+            if found:
+                marks.append((int(found.group(1)), time.perf_counter()))
+    ended = time.perf_counter()
+    if proc.returncode != 0 or not marks:
+        return {"ok": False}
+    kinds: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for (n, at), (_, following) in zip(marks, [*marks[1:], (0, ended)], strict=True):
+        kinds[_revision(n)[0]].append(following - at)
+    return {"ok": True, "wall_s": _rounded(ended - started), "before_first_revision_s": _rounded(marks[0][1] - started),
+            "kind_total_s": {kind: _rounded(sum(t)) for kind, t in kinds.items()},
+            "kind_mean_ms": {kind: _rounded(statistics.mean(t) * 1000, 2) if t else None for kind, t in kinds.items()}}
+
+
 def _median(runs: list[Run]) -> float | None:
     times = [r.wall_s for r in runs if r.ok and r.wall_s is not None]
     return statistics.median(times) if times else None
@@ -373,6 +432,18 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
                              + ("" if runs[tool]["upgrade"][-1].ok else " FAILED") for tool in TOOLS)
             print(f"chain round {r}/{rounds}: {line}", flush=True)
 
+        # Where the time goes, kind by kind: one more upgrade of each tool on a fresh database, not counted above.
+        timelines = {}
+        for tool in TOOLS:
+            dbname = f"chain_timeline_{tool}"
+            dsn = server.dsn(dbname)
+            url = "postgresql+psycopg://" + dsn.split("://", 1)[1]
+            ini.write_text(ALEMBIC_INI.format(url=url.replace("%", "%%")))
+            with psycopg.connect(server.dsn(), autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            timelines[tool] = _timeline(chain.upgrade_argv(tool, url), folder, chain.env)
+        results["timeline"] = timelines
+
     per_tool: dict[str, dict[str, object]] = {}
     for tool in TOOLS:
         full, noop, startup = (_median(runs[tool][k]) for k in ("upgrade", "noop", "startup"))
@@ -401,7 +472,7 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
 def chain_report(results: dict[str, object]) -> str:
     tools = results["tools"]
     assert isinstance(tools, dict)
-    lines = [f"Long chain: {results['revisions']} small revisions, {results['rounds']} rounds, "
+    lines = [f"Long chain: {results['revisions']} revisions of {len(KINDS)} kinds, {results['rounds']} rounds, "
              f"PostgreSQL {results['server']}, each run a whole process on a fresh database", ""]
     lines.append(tabulate(
         [[COMMANDS[tool], f"{t['ok_runs']}/{results['rounds']}", t["median_s"], t["startup_s"], t["noop_s"],
@@ -421,6 +492,12 @@ def chain_report(results: dict[str, object]) -> str:
     # "over start-up" figure carries those imports, and the no-op column is the like-for-like fixed cost.
     lines.append("(`dbtune --version` does not import Alembic/SQLAlchemy, `alembic --version` does: compare the "
                  "per-revision cost over no-op)")
+    timeline = results.get("timeline") or {}
+    if all(isinstance(t, dict) and t.get("ok") for t in timeline.values()) and timeline:
+        lines += ["", tabulate([[kind, *(timeline[tool]["kind_mean_ms"][kind] for tool in TOOLS)] for kind in KINDS],
+                               headers=["revision kind", *(f"{tool} ms/revision" for tool in TOOLS)]),
+                  "before the first revision: " + ", ".join(f"{tool} {timeline[tool]['before_first_revision_s']} s"
+                                                            for tool in TOOLS)]
     for tool, t in tools.items():
         errors = dict.fromkeys(r["error"] for r in (*t["runs"], *t["noop_runs"], *t["startup_runs"])
                                if not r["ok"] and r["error"] != "skipped")

@@ -5,8 +5,10 @@ daily_revenue_summary back to back while the view refreshes, on the same
 server and data, in one run:
 
 * ``dbtune refresh daily_revenue_summary``: REFRESH ... CONCURRENTLY, then ANALYZE;
-* the same REFRESH ... CONCURRENTLY statement alone, through psycopg (like for like:
-  what dbtune adds is its lock, history row and ANALYZE);
+* the same REFRESH ... CONCURRENTLY statement alone, through psycopg in this process
+  (what dbtune adds is its start-up, lock, history row and ANALYZE);
+* the same statement from the smallest psycopg program, as a whole process (like for
+  like with dbtune's whole process: what dbtune adds is its lock, history row and ANALYZE);
 * a plain ``REFRESH MATERIALIZED VIEW``, which holds ACCESS EXCLUSIVE on the view
   for the whole refresh.
 
@@ -45,6 +47,15 @@ def _statement(dsn: str, statement: str) -> None:
         conn.execute(statement)  # type: ignore[arg-type]
 
 
+def _program(dsn: str, statement: str) -> None:
+    """The same statement from the smallest psycopg program, as a whole process (start-up included, as
+    dbtune's is)."""
+    program = ("import sys, psycopg\n"
+               "with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
+               "    c.execute(sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", program, dsn, statement], check=True)
+
+
 def run_refresh(dsn: str, env: dict[str, str], rounds: int = 3) -> dict[str, object]:
     """The database must be at head with data: the view exists and has been populated once."""
     # The history table is set up once, as a DBA would before the cron line: every timed refresh
@@ -56,6 +67,8 @@ def run_refresh(dsn: str, env: dict[str, str], rounds: int = 3) -> dict[str, obj
     modes = {
         "dbtune refresh (CONCURRENTLY)": lambda: _dbtune_refresh(env),
         "REFRESH ... CONCURRENTLY (psycopg)": lambda: _statement(dsn, f"REFRESH MATERIALIZED VIEW CONCURRENTLY {VIEW}"),
+        "REFRESH ... CONCURRENTLY (psycopg program, whole process)":
+            lambda: _program(dsn, f"REFRESH MATERIALIZED VIEW CONCURRENTLY {VIEW}"),
         "plain REFRESH": lambda: _statement(dsn, f"REFRESH MATERIALIZED VIEW {VIEW}"),
     }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
