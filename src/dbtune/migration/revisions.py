@@ -34,8 +34,10 @@ def past(script: ScriptDirectory, current: list[str], destination: str) -> bool:
     if not current:
         return False
     try:
-        wanted = {r.revision for r in script.iterate_revisions(destination, "base")}
         tops = {r.revision for r in script.get_revisions(destination) if r is not None}
+        if tops <= set(current):
+            return False  # at the destination: no walk of the history (a tenth of a second on long ones)
+        wanted = {r.revision for r in script.iterate_revisions(destination, "base")}
         applied = {r.revision for r in script.iterate_revisions(tuple(current), "base")}
     except (CommandError, RevisionError):
         return False  # a relative form (REV@-1): Alembic's own reading of it follows
