@@ -41,7 +41,7 @@ def shop(pg_server: Server) -> Iterator[str]:
         conn.execute("ANALYZE items")
         for n in range(5):
             conn.execute("SELECT * FROM items WHERE id = %s", [n + 1])
-        conn.execute("SELECT pg_sleep(0.12) AS dbtune_slow_probe")
+        conn.execute("SELECT pg_sleep(0.12) AS dbtune_page_probe")
         conn.execute("CREATE MATERIALIZED VIEW kinds AS SELECT kind, count(*) AS n FROM items GROUP BY kind")
         conn.execute("CREATE UNIQUE INDEX kinds_kind ON kinds (kind)")
     for args in (["--setup"], ["--all"], ["--all"], ["--all"]):
@@ -154,7 +154,7 @@ def test_the_page_renders_in_chromium_with_every_section(shop: str, tmp_path: Pa
     for heading in ("Health", "What to fix first", "Index usage", "Unused indexes", "Duplicate indexes",
                     "Table bloat", "Slow queries", "Cache hits", "Materialized view refreshes"):
         assert f">{heading}</h" in dom, heading
-    for text in ("ix_items_label", "ix_items_kind_label", "dbtune_slow_probe", "public.kinds",
+    for text in ("ix_items_label", "ix_items_kind_label", "dbtune_page_probe", "public.kinds",
                  "Refresh durations over time", "Index scans, busiest indexes first", "Estimated bloat by table"):
         assert text in dom, text
     assert "<polyline" in dom and "<rect" in dom  # the line and the bars, drawn
