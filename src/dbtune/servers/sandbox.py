@@ -91,7 +91,7 @@ def stop(base: Path = STATE_DIR) -> bool:
     if server is None:
         return False
     if server.datadir.is_dir():
-        server.stop()
+        server.stop(discard=True)
     server.remove()
     shutil.rmtree(base, ignore_errors=True)
     return True
