@@ -50,9 +50,9 @@ TABLES = [
                               C("dead_tuples", "dead", "int"), C("dead_pct", "dead", "pct"),
                               C("bloat_bytes", "bloat", "bytes"), C("bloat_pct", "bloat", "pct"),
                               C("total_bytes", "size", "bytes"), C("last_autovacuum", "last autovacuum", "when")]),
-    ("slow-queries", "Slow queries", [C("calls", "calls", "int"), C("mean_ms", "mean", "ms"),
-                                      C("total_ms", "total", "ms"), C("hit_ratio", "hit ratio", "ratio"),
-                                      C("query", "query", "sql", 160)]),
+    ("slow-queries", "Slow queries", [C("calls", "calls", "int"), C("total_ms", "total", "ms"),
+                                      C("mean_ms", "mean", "ms"), C("hit_ratio", "hit ratio", "ratio"),
+                                      C("kind", "kind"), C("query", "query", "sql", 160)]),
     ("cache", "Cache hits", [C("kind", "reads of"), C("hits", "hits", "int"), C("reads", "disk reads", "int"),
                              C("ratio", "hit ratio", "ratio")]),
 ]
