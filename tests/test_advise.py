@@ -184,3 +184,24 @@ def test_advise_proves_each_kind_writes_a_revision_check_passes_and_verify_prove
     verified = run_cli("verify", "--checks", str(checks), "--database-url", owned.url)
     assert verified.exit_code == 0, verified.output
     assert f"{len(advice['indexes'])} passed, 0 failed" in verified.stdout
+
+
+def test_bad_input_is_refused_in_one_line_and_nothing_is_written(owned_database, tmp_path: Path) -> None:
+    """As the owner role: a missing or empty file, no pg_stat_statements, and a revision with no index
+    to put in it are each exit 2 with one line, no traceback, and nothing written to the project."""
+    url = owned_database.url
+    cases = {"does not exist": ["--queries", str(tmp_path / "missing.sql")]}
+    (tmp_path / "empty.sql").write_text("-- nothing here\n")
+    cases["holds no SQL statement"] = ["--queries", str(tmp_path / "empty.sql")]
+    cases["no statements to advise on"] = []  # pg_stat_statements is not created in this database
+    (tmp_path / "catalog.sql").write_text("SELECT 1;\n")
+    ini = _project(tmp_path)
+    cases["no index to write"] = ["--queries", str(tmp_path / "catalog.sql"), "--write-revision",
+                                  "--migrations", str(ini)]
+    for expected, args in cases.items():
+        result = run_cli("advise", *args, "--database-url", url)
+        errors = [line for line in result.stderr.splitlines() if line.lower().startswith("error:")]
+        assert result.exit_code == 2 and len(errors) == 1 and expected in errors[0], (expected, result.output)
+        assert "Traceback" not in result.output and owned_database.password not in result.output
+    assert [p.name for p in (ini.parent / "migrations" / "versions").glob("*.py")] == ["b1_items.py"]
+    assert not (ini.parent / "migrations" / "checks").exists()

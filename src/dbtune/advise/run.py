@@ -57,13 +57,15 @@ class Advice:
 def advise(target: Target, *, queries: Path | None = None, checks: Path | None = None, min_gain: float = 0.5,
            limit: int = 20, sample_rows: int = 50_000, use_hypopg: bool = True, out: Output | None = None) -> Advice:
     out = out or Output(quiet=True)
+    # A file or a checks directory is read before connecting: bad input is refused before any work.
+    found: list[sources.Statement] | None = None
+    if queries is not None:
+        found, source = sources.from_file(queries), str(queries)
+    elif checks is not None:
+        found, source = sources.from_checks(checks), str(checks)
     with db.connect(target, purpose="advise") as conn:
         conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        if queries is not None:
-            found, source = sources.from_file(queries), str(queries)
-        elif checks is not None:
-            found, source = sources.from_checks(checks), str(checks)
-        else:
+        if found is None:
             found, source = sources.from_stat_statements(conn, limit), "pg_stat_statements"
         advice = Advice(source, min_gain, [_query(conn, s, {}) for s in found], [], [])
         advice.trgm_missing = not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()
