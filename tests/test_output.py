@@ -73,6 +73,15 @@ def test_a_table_shown_whole_keeps_long_values_and_pairs_have_no_header() -> Non
     assert headed.splitlines()[0].startswith("name    value") and long in headed
 
 
+def test_a_table_with_no_rows_is_its_header_alone() -> None:
+    """advise with nothing to advise, report with no slow query: the header prints, on every tabulate we allow."""
+    from dbtune.core.output import Column, render_grid
+
+    columns = [Column("index", "index"), Column("gain", "gain", "pct")]
+    assert render_grid([], columns).splitlines()[0].split() == ["index", "gain"]
+    assert render_grid([], columns, "markdown").startswith("| index")
+
+
 def test_comments_are_cut_where_postgresql_finds_them() -> None:
     from dbtune.sqltext.statements import strip_comments
 

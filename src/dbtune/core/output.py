@@ -182,7 +182,8 @@ def render_grid(rows: list[dict[str, Any]], columns: list[Column], fmt: str = "t
         _fit(cells, columns, width, bool(headers))
     from tabulate import tabulate  # loaded when a table is printed, not at every start-up
 
-    align = ["right" if c.numeric else "left" for c in columns]
+    # tabulate 0.9.0 raises IndexError for colalign on a table with no rows; there is nothing to align.
+    align = ["right" if c.numeric else "left" for c in columns] if cells else None
     return tabulate(cells, headers=headers, tablefmt="github" if fmt == "markdown" else "simple",
                     colalign=align, disable_numparse=True)
 
