@@ -17,7 +17,7 @@ from psycopg import sql
 
 from dbtune.publish import openmetrics
 from tests.fix_cli import OWN_MIGRATIONS, run_cli
-from tests.fix_db import Server
+from tests.fix_db import OwnedDatabase, Server
 
 OWN = ["--migrations", str(OWN_MIGRATIONS / "alembic.ini")]
 # A database name a label must escape: a double quote and a backslash.
@@ -181,5 +181,53 @@ def test_a_fleet_run_labels_each_target_in_one_exposition_and_one_page(
         html = (tmp_path / "fleet.html").read_text()
         assert all(f'id="target-{name}"' in html for name in ("eu", "us", "down"))
         assert "secret" not in html and html.count('id="health"') == 2  # the unreachable target has no report
+        assert "No refresh history to show: dbtune.refresh_history does not exist" in html  # target us
     finally:
         pg_server.drop_database(other)
+
+
+def test_the_owner_and_a_cron_role_that_may_not_read_the_history_get_metrics_and_a_page(
+        owned_database: OwnedDatabase, tmp_path: Path) -> None:
+    """Where most teams run it: the owner role sets up and records refreshes; a monitoring role granted
+    only the tables still gets its metrics and page, which name the grant that would date its refreshes,
+    and once the owner grants it, the refreshes are there."""
+    owner = owned_database.url
+    cron = owned_database.other_role()  # before the tables: the default privileges give it them
+    role = psycopg.conninfo.conninfo_to_dict(cron)["user"]
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE readings (id int PRIMARY KEY, v int NOT NULL)")
+        conn.execute("INSERT INTO readings SELECT i, 1 + i % 7 FROM generate_series(1, 100) i")
+        conn.execute("CREATE MATERIALIZED VIEW keyed AS SELECT v, count(*) AS n FROM readings GROUP BY v")
+        conn.execute("CREATE UNIQUE INDEX keyed_v ON keyed (v)")
+    for args in (["--setup"], ["--all"]):
+        assert run_cli("refresh", *args, "--database-url", owner).exit_code == 0
+
+    def refresh_metrics(url: str) -> dict[str, object]:
+        result = run_cli("refresh", "--status", "--all", "--format", "openmetrics", "--database-url", url)
+        assert result.exit_code == 0 and owned_database.password not in result.output, result.output
+        return parsed(result.stdout)
+
+    def page(url: str) -> str:
+        result = run_cli("report", "--format", "html", "-o", str(tmp_path / "page.html"), "--database-url", url)
+        assert result.exit_code == 0, result.output
+        return (tmp_path / "page.html").read_text()
+
+    as_owner = refresh_metrics(owner)
+    assert values(as_owner["dbtune_refresh_history_available"]) == {(): 1}
+    assert values(as_owner["dbtune_refresh_last_outcome"], "view", "outcome") == {("keyed", "refreshed"): 1}
+    assert "No refresh history" not in page(owner) and 'data-section="refreshes"' in page(owner)
+
+    as_cron = refresh_metrics(cron)
+    assert values(as_cron["dbtune_refresh_history_available"]) == {(): 0}
+    assert values(as_cron["dbtune_refresh_populated"], "view") == {("keyed",): 1}
+    assert not values(as_cron["dbtune_refresh_last_outcome"])  # type: ignore[arg-type]
+    grant = f"may not read dbtune.refresh_history: its owner can run dbtune refresh --setup --grant {role}"
+    assert grant in page(cron)
+    score = run_cli("report", "--format", "openmetrics", "--database-url", cron)
+    assert score.exit_code == 0 and "dbtune_report_health_score" in parsed(score.stdout), score.output
+
+    assert run_cli("refresh", "--setup", "--grant", role, "--database-url", owner).exit_code == 0
+    granted = refresh_metrics(cron)
+    assert values(granted["dbtune_refresh_history_available"]) == {(): 1}
+    assert values(granted["dbtune_refresh_last_outcome"], "view", "outcome") == {("keyed", "refreshed"): 1}
+    assert grant not in page(cron)

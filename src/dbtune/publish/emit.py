@@ -47,7 +47,7 @@ def report(result: Any, target: Target, fmt: str, out: Output) -> None:
 def refresh_status(rows: list[dict[str, Any]], target: Target, out: Output) -> None:
     """``dbtune refresh --status --format openmetrics``."""
     labels = {"database": database_of(target)}
-    metrics(openmetrics.refresh_status(json_form(rows), refresh_runs.read(target), labels), out)
+    metrics(openmetrics.refresh_status(json_form(rows), refresh_runs.read(target).views, labels), out)
 
 
 def status(result: Any, out: Output) -> None:

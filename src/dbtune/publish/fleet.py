@@ -28,11 +28,13 @@ def printed_json(output: str) -> Any:
     raise ValueError("no JSON in the target's output")
 
 
-def _runs(target: Any) -> dict[str, list[dict[str, Any]]] | None:
+def _runs(target: Any) -> refresh_runs.Runs:
     try:
         return refresh_runs.read(target)
-    except (DbtuneError, psycopg.Error):
-        return None  # the target's own run said what is wrong, if anything
+    except DbtuneError as exc:  # the target's own run succeeded a moment ago: say what this read met
+        return refresh_runs.Runs(None, f"it could not be read: {exc}")
+    except psycopg.Error as exc:
+        return refresh_runs.Runs(None, f"it could not be read: {exc.diag.message_primary or type(exc).__name__}")
 
 
 def publish(verb: str, results: list[Any], targets: list[Any], fmt: str, out: Output) -> None:
@@ -59,5 +61,5 @@ def publish(verb: str, results: list[Any], targets: list[Any], fmt: str, out: Ou
             groups.append(openmetrics.status(doc, {"target": name, "database": emit.database_of(doc["target"])}))
         else:
             labels = {"target": name, "database": emit.database_of(target)}
-            groups.append(openmetrics.refresh_status(doc, _runs(target), labels))
+            groups.append(openmetrics.refresh_status(doc, _runs(target).views, labels))
     emit.metrics(openmetrics.merged(groups), out)

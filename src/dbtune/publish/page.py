@@ -12,10 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.output import Column, cell, human_bytes
 from . import charts
+
+if TYPE_CHECKING:  # the page renders what it is given; reading stays with the callers
+    from . import refresh_runs
 
 C = Column
 FOLDED = 25  # rows past which a section's table is folded (HTML's own <details>: no script)
@@ -27,7 +30,7 @@ class Part:
 
     name: str | None  # the fleet's target name; None for a single database
     report: dict[str, Any] | None
-    runs: dict[str, list[dict[str, Any]]] | None = None  # None: no refresh history to read
+    runs: refresh_runs.Runs | None = None  # None: not read (the report failed)
     error: str = ""
 
 
@@ -159,11 +162,14 @@ def _sections(doc: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _refreshes(runs: dict[str, list[dict[str, Any]]] | None) -> str:
+def _refreshes(found: refresh_runs.Runs | None) -> str:
     out = ['<section id="refreshes"><h2>Materialized view refreshes</h2>']
+    runs = found.views if found else None
     if runs is None:
-        out.append('<p class="note">No refresh history: dbtune refresh --setup creates it (as the database '
-                   "owner), and every refresh is recorded from then on.</p>")
+        # Whose problem it is differs: no history is the owner's one-time setup, an unreadable one a
+        # grant for the role that runs the report (often a monitoring role, not the owner).
+        why = found.why_not if found and found.why_not else "it could not be read"
+        out.append(f'<p class="note">No refresh history to show: {escape(why)}.</p>')
     elif not runs:
         out.append("<p>No refresh recorded yet.</p>")
     else:

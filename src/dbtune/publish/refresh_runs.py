@@ -3,6 +3,7 @@ durations over time and the metrics' last outcome.  ``refresh --status`` shows o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..core import db
@@ -19,16 +20,25 @@ ORDER BY view_name, started_at
 """
 
 
-def read(target: Target, per_view: int = 50) -> dict[str, list[dict[str, Any]]] | None:
-    """Each view's recorded refreshes (JSON-ready); None when the history does not exist or this role
-    may not read it, which is not an error: refreshes run without it, unrecorded."""
+@dataclass(frozen=True)
+class Runs:
+    """A database's recorded refreshes, or why there are none to show."""
+
+    views: dict[str, list[dict[str, Any]]] | None  # view -> its refreshes, oldest first; None: none readable
+    why_not: str = ""  # with no views: why (no history, or this role may not read it) and what to run
+
+
+def read(target: Target, per_view: int = 50) -> Runs:
+    """Each view's recorded refreshes (JSON-ready).  A history that does not exist, or that this role
+    may not read (a cron or monitoring role), is not an error: refreshes run without it, unrecorded."""
     with db.connect(target, purpose="refresh history", autocommit=False) as conn:
         conn.read_only = True
-        if not history.state(conn).readable:
-            return None
+        found = history.state(conn)
+        if not found.readable:
+            return Runs(None, found.problem(writing=False) or "")
         runs: dict[str, list[dict[str, Any]]] = {}
         for view, finished, ms, rows, mode, outcome in conn.execute(_RUNS, [per_view]):
             runs.setdefault(view, []).append({"finished_at": finished.isoformat(timespec="seconds"),
                                               "duration_s": round(ms / 1000, 3), "rows": rows, "mode": mode,
                                               "outcome": outcome})
-        return runs
+        return Runs(runs)
