@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -180,7 +181,10 @@ def test_a_fleet_run_labels_each_target_in_one_exposition_and_one_page(
         assert page.exit_code == 3
         html = (tmp_path / "fleet.html").read_text()
         assert all(f'id="target-{name}"' in html for name in ("eu", "us", "down"))
-        assert "secret" not in html and html.count('id="health"') == 2  # the unreachable target has no report
+        assert "secret" not in html
+        assert 'id="target-eu-health"' in html and 'id="target-down-health"' not in html  # down has no report
+        ids = re.findall(r' id="([^"]+)"', html)  # each part's sections under its own name, each link found
+        assert len(ids) == len(set(ids)) and set(re.findall(r'href="#([^"]+)"', html)) <= set(ids)
         assert "No refresh history to show: dbtune.refresh_history does not exist" in html  # target us
     finally:
         pg_server.drop_database(other)

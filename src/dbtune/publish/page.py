@@ -116,9 +116,9 @@ def ordered_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(findings, key=lambda f: (f["severity"] != "crit", -f["points"]))
 
 
-def _health(doc: dict[str, Any]) -> str:
+def _health(doc: dict[str, Any], prefix: str) -> str:
     findings = ordered_findings(doc["findings"])
-    out = [f'<section id="health"><h2>Health</h2><p><span class="grade {doc["grade"]}">{doc["grade"]}</span>'
+    out = [f'<section id="{prefix}health"><h2>Health</h2><p><span class="grade {doc["grade"]}">{doc["grade"]}</span>'
            f'<span class="score">{doc["score"]}/100</span></p>']
     for note in doc["notes"]:
         out.append(f'<p class="note">{escape(note)}</p>')
@@ -141,14 +141,14 @@ def _chart(section: str, rows: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _sections(doc: dict[str, Any]) -> str:
+def _sections(doc: dict[str, Any], prefix: str) -> str:
     out = []
     for name, heading, columns in TABLES:
         section = doc["sections"].get(name)
         if section is None:
             continue
         rows = section["rows"]
-        out.append(f'<section id="{name}"><h2>{heading}</h2><p class="meta">{escape(section["title"])}</p>')
+        out.append(f'<section id="{prefix}{name}"><h2>{heading}</h2><p class="meta">{escape(section["title"])}</p>')
         if section["note"]:
             out.append(f'<p class="note">{escape(section["note"])}</p>')
         if rows and len(rows) > FOLDED:  # a long table stays one click away, under its chart
@@ -162,8 +162,8 @@ def _sections(doc: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _refreshes(found: refresh_runs.Runs | None) -> str:
-    out = ['<section id="refreshes"><h2>Materialized view refreshes</h2>']
+def _refreshes(found: refresh_runs.Runs | None, prefix: str) -> str:
+    out = [f'<section id="{prefix}refreshes"><h2>Materialized view refreshes</h2>']
     runs = found.views if found else None
     if runs is None:
         # Whose problem it is differs: no history is the owner's one-time setup, an unreadable one a
@@ -182,8 +182,11 @@ def _refreshes(found: refresh_runs.Runs | None) -> str:
 
 
 def _part(part: Part) -> str:
-    anchor = f' id="target-{escape(part.name)}"' if part.name else ""
-    out = [f"<article{anchor}>"]
+    # A fleet page holds a part per target: each part's sections are anchored under its target's name,
+    # so that every id is unique and each part's links lead within that part.
+    anchor = f"target-{escape(part.name)}" if part.name else ""
+    prefix = f"{anchor}-" if anchor else ""
+    out = [f'<article id="{anchor}">' if anchor else "<article>"]
     doc = part.report
     if part.name:
         out.append(f"<h2>{escape(part.name)}</h2>")
@@ -194,8 +197,8 @@ def _part(part: Part) -> str:
     out.append(f'<p class="meta">Database <b>{escape(doc["database"])}</b> on PostgreSQL {escape(doc["server"])}'
                f"{standby}; statistics gathered for {age} (since {escape(str(_when(doc['stats_since'])))}).</p>")
     links = [("health", "Health"), *((n, h) for n, h, _ in TABLES if n in doc["sections"]), ("refreshes", "Refreshes")]
-    out.append('<nav class="meta">' + " · ".join(f'<a href="#{n}">{h}</a>' for n, h in links) + "</nav>")
-    out += [_health(doc), _sections(doc), _refreshes(part.runs), "</article>"]
+    out.append('<nav class="meta">' + " · ".join(f'<a href="#{prefix}{n}">{h}</a>' for n, h in links) + "</nav>")
+    out += [_health(doc, prefix), _sections(doc, prefix), _refreshes(part.runs, prefix), "</article>"]
     return "".join(out)
 
 
