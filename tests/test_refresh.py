@@ -120,6 +120,32 @@ def test_a_view_another_run_is_refreshing_is_skipped(views: str) -> None:
     assert alone.exit_code == 4, alone.output
 
 
+def test_one_session_holds_the_views_lock_refreshes_and_records_named_for_the_refresh(views: str) -> None:
+    """One login a view: the session that runs the REFRESH is the one holding the view's lock (an
+    overlapping run skips it), shows in pg_stat_activity as the refresh, and records the history row."""
+    assert refresh(views, "slow_keyed").exit_code == 0  # populated: the next one runs concurrently
+    result: list[object] = []
+    refresher = threading.Thread(target=lambda: result.append(refresh(views, "slow_keyed")))
+    refresher.start()
+    try:
+        with psycopg.connect(views, autocommit=True) as watcher:
+            wait_until(lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                               "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
+                       what="the refresh to start")
+            sessions = watcher.execute(
+                "SELECT a.application_name, a.query LIKE 'REFRESH MATERIALIZED VIEW%%', "
+                "       EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' "
+                "               AND l.granted AND ((l.classid::int8 << 32) | l.objid::int8) = %s) "
+                "FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
+                "  AND a.application_name LIKE 'dbtune%%'",
+                [_LOCK_BASE | zlib.crc32(b"public.slow_keyed")]).fetchall()
+    finally:
+        refresher.join(timeout=60)
+    assert sessions == [("dbtune refresh slow_keyed", True, True)], sessions
+    assert result and result[0].exit_code == 0, result  # type: ignore[union-attr]
+    assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.slow_keyed'") == 2
+
+
 def test_if_older_than_skips_fresh_views(views: str) -> None:
     assert refresh(views, "keyed").exit_code == 0
     skipped = refresh(views, "keyed", "--if-older-than", "1h")

@@ -144,16 +144,14 @@ def last(conn: psycopg.Connection, labels: list[str]) -> dict[str, tuple[Any, ..
     return {r[0]: r for r in conn.execute(_LAST, [labels])}
 
 
-def record(target: Target, label: str, started_wall: float, seconds: float, rows: int | None, mode: str | None,
-           outcome: str, error: str | None, dbtune_version: str, keep: int) -> None:
-    """One row for a refresh, and only the newest ``keep`` rows of the view."""
-    with db.connect(target, purpose="refresh history") as conn:
-        conn.execute(
-            "INSERT INTO dbtune.refresh_history (view_name, started_at, finished_at, duration_ms, rows_after, "
-            "mode, outcome, error, dbtune_version, server_version) VALUES "
-            "(%s, to_timestamp(%s), now(), %s, %s, %s, %s, %s, %s, %s)",
-            [label, started_wall, seconds * 1000, rows, mode, outcome, error, dbtune_version,
-             db.server_version(conn)])
-        conn.execute("DELETE FROM dbtune.refresh_history WHERE view_name = %s AND id NOT IN ("
-                     "SELECT id FROM dbtune.refresh_history WHERE view_name = %s "
-                     "ORDER BY started_at DESC LIMIT %s)", [label, label, keep])
+def record(conn: psycopg.Connection, label: str, started_wall: float, seconds: float, rows: int | None,
+           mode: str | None, outcome: str, error: str | None, dbtune_version: str, keep: int) -> None:
+    """One row for a refresh, and only the newest ``keep`` rows of the view (``conn`` in autocommit)."""
+    conn.execute(
+        "INSERT INTO dbtune.refresh_history (view_name, started_at, finished_at, duration_ms, rows_after, "
+        "mode, outcome, error, dbtune_version, server_version) VALUES "
+        "(%s, to_timestamp(%s), now(), %s, %s, %s, %s, %s, %s, current_setting('server_version'))",
+        [label, started_wall, seconds * 1000, rows, mode, outcome, error, dbtune_version])
+    conn.execute("DELETE FROM dbtune.refresh_history WHERE view_name = %s AND id NOT IN ("
+                 "SELECT id FROM dbtune.refresh_history WHERE view_name = %s "
+                 "ORDER BY started_at DESC LIMIT %s)", [label, label, keep])

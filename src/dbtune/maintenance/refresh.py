@@ -211,18 +211,24 @@ def _one(target: Target, view: View, options: Options, out: Output) -> Result:
     why = view.why_not_concurrently()
     if why is not None and view.populated and options.no_blocking:
         out.warn(f"{view.label}: not refreshed: {why}, so a refresh would block its readers (--no-blocking)")
-        return _recorded(target, view, Result(view.label, "failed", "plain", message=f"{why} (--no-blocking)"),
+        return _recorded(target, None, view, Result(view.label, "failed", "plain", message=f"{why} (--no-blocking)"),
                          time.time(), options)
+    # One session does it all: holds the view's lock, refreshes, analyzes and records (one login a
+    # view, not three). It may: REFRESH, even CONCURRENTLY, waits for no other snapshot (unlike
+    # CREATE INDEX CONCURRENTLY, which must never share a session with the lock), and autocommit
+    # leaves the session idle outside a transaction between statements.
+    session = db.connect(target, purpose=f"refresh {view.name}"[:50])
     try:
-        with run_lock(target, key=view.lock_key, what=f"refresh of {view.label}"):
-            return _refresh_locked(target, view, why, options, out)
+        with run_lock(target, key=view.lock_key, what=f"refresh of {view.label}", session=session):
+            return _refresh_locked(target, session, view, why, options, out)
     except LockBusy as exc:
         out.info(f"{view.label}: skipped: {exc.message.split(':', 1)[-1].split('. Try', 1)[0].strip()} "
                  "is refreshing it now")
         return Result(view.label, "skipped", message="another run is refreshing it", locked=True)
 
 
-def _refresh_locked(target: Target, view: View, why: str | None, options: Options, out: Output) -> Result:
+def _refresh_locked(target: Target, conn: psycopg.Connection, view: View, why: str | None, options: Options,
+                    out: Output) -> Result:
     mode = "concurrently" if why is None else "plain"
     if why is not None and view.populated:
         out.warn(f"{view.label}: refreshing without CONCURRENTLY because {why}: its readers wait for the whole "
@@ -231,30 +237,31 @@ def _refresh_locked(target: Target, view: View, why: str | None, options: Option
     statement = sql.SQL("REFRESH MATERIALIZED VIEW {}{}").format(
         sql.SQL("CONCURRENTLY " if mode == "concurrently" else ""), view.ident)
     try:
-        with db.connect(target, purpose=f"refresh {view.name}"[:50]) as conn:
-            conn.execute(sql.SQL("SET statement_timeout = {}").format(
-                sql.Literal(f"{int((options.timeout_s or 0) * 1000)}ms")))
-            _with_retries(conn, statement, view, options, out)
-            conn.execute(set_lock_timeout(options.lock_timeout_s))
-            try:
-                conn.execute(sql.SQL("ANALYZE {}").format(view.ident))
-            except psycopg.errors.LockNotAvailable:
-                out.warn(f"{view.label}: ANALYZE skipped, the view is locked (autovacuum will do it)")
-            rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s", [view.oid]).fetchone()
+        # The run lock named the session for pg_stat_activity's lock holders; a DBA looking
+        # there sees the refresh it runs.
+        conn.execute("SELECT set_config('application_name', %s, false), set_config('statement_timeout', %s, false)",
+                     [f"{db.APPLICATION} refresh {view.name}"[:63], f"{int((options.timeout_s or 0) * 1000)}ms"])
+        _with_retries(conn, statement, view, options, out)
+        conn.execute(set_lock_timeout(options.lock_timeout_s))
+        try:
+            conn.execute(sql.SQL("ANALYZE {}").format(view.ident))
+        except psycopg.errors.LockNotAvailable:
+            out.warn(f"{view.label}: ANALYZE skipped, the view is locked (autovacuum will do it)")
+        rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s", [view.oid]).fetchone()
     except psycopg.errors.QueryCanceled:
         result = Result(view.label, "failed", mode, time.monotonic() - started,
                         message=f"cancelled after {options.timeout_s:g}s (--timeout)")
         out.warn(f"{view.label}: refresh {result.message}; the view keeps its previous contents")
-        return _recorded(target, view, result, started_wall, options)
+        return _recorded(target, conn, view, result, started_wall, options)
     except psycopg.Error as exc:
         result = Result(view.label, "failed", mode, time.monotonic() - started, message=db.describe(exc, target))
         out.warn(f"{view.label}: refresh failed: {result.message}; the view keeps its previous contents")
-        return _recorded(target, view, result, started_wall, options)
+        return _recorded(target, conn, view, result, started_wall, options)
     outcome = "refreshed" if view.populated else "populated"
     result = Result(view.label, outcome, mode, time.monotonic() - started, max(int(rows[0]), 0) if rows else None)
     note = " (first population: plain, since CONCURRENTLY needs a populated view)" if not view.populated else ""
     out.info(f"{view.label}: {outcome} {mode} in {result.seconds:.1f}s, {result.rows} rows{note}")
-    return _recorded(target, view, result, started_wall, options)
+    return _recorded(target, conn, view, result, started_wall, options)
 
 
 def _with_retries(conn: psycopg.Connection, statement: sql.Composable, view: View, options: Options,
@@ -267,13 +274,20 @@ def _with_retries(conn: psycopg.Connection, statement: sql.Composable, view: Vie
     locked(conn, statement, options.lock_timeout_s, options.backoff, again)
 
 
-def _recorded(target: Target, view: View, result: Result, started_wall: float, options: Options) -> Result:
-    """One history row per refresh, and only the newest ``keep`` rows of each view."""
+def _recorded(target: Target, conn: psycopg.Connection | None, view: View, result: Result, started_wall: float,
+              options: Options) -> Result:
+    """One history row per refresh, and only the newest ``keep`` rows of each view: on the refresh's
+    own session, or on a new one where there is none or the refresh lost it."""
     if not options.record:
         return result
+    row = (result.view, started_wall, result.seconds, result.rows, result.mode, result.outcome,
+           result.message if result.outcome == "failed" else None, _version(), options.keep)
     try:
-        history.record(target, result.view, started_wall, result.seconds, result.rows, result.mode, result.outcome,
-                       result.message if result.outcome == "failed" else None, _version(), options.keep)
+        if conn is not None and not conn.closed and not conn.broken:
+            history.record(conn, *row)
+        else:
+            with db.connect(target, purpose="refresh history") as fresh:
+                history.record(fresh, *row)
     except (DbtuneError, psycopg.Error) as exc:
         result.message += f" (not recorded in {history.SCHEMA}.{history.HISTORY}: {exc})"
     return result
