@@ -4,6 +4,7 @@ revision that `dbtune check` passes and that `dbtune verify` proves used after `
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -167,6 +168,8 @@ def test_advise_proves_each_kind_writes_a_revision_check_passes_and_verify_prove
                     "--migrations", str(ini))
     assert table.exit_code == 0, table.output
     assert "planned on a sample" in table.stdout and "wrote revision" in table.stderr
+    assert re.search(r"under the threshold: \S*tiny\S* \((best gain \d+\.\d%|no query's plan cost fell with it)\)",
+                     table.stdout), table.stdout
     [revision] = [p for p in (ini.parent / "migrations" / "versions").glob("*_advised_indexes.py")]
     text = revision.read_text()
     assert "autocommit_block()" in text and "DROP INDEX CONCURRENTLY" in text and "down_revision = 'b1'" in text

@@ -50,7 +50,12 @@ def render(advice: Advice, out: Output, fmt: str = "table") -> None:
     lines += [f"  {k.candidate.definition(concurrently=True)}" for k in advice.kept]
     lines += [f"note: {n}" for n in advice.notes]
     lines += [f"already served: {c.name} by the existing index {by}" for c, by in advice.skipped]
-    lines += [f"under the threshold: {c.name} (best gain {g:.0%})" for c, g in advice.dropped]
+    lines += [f"under the threshold: {c.name} ({_best(g)})" for c, g in advice.dropped]
     lines += [f"not advised: {shorten(' '.join(q.statement.text.split()), 70)} ({q.note})"
               for q in advice.queries if q.note]
     out.info("\n".join(lines))
+
+
+def _best(gain: float) -> str:
+    """A dropped candidate's best gain; where there was none, say so ("0%" reads as a small gain rounded)."""
+    return f"best gain {gain:.1%}" if gain > 0 else "no query's plan cost fell with it"
