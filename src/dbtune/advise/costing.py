@@ -47,18 +47,33 @@ def fill(text: str, params: list[Param], tables: dict[str | None, Table]) -> str
     ``tables`` maps each alias (and None, for an unqualified column) to its table."""
     values: dict[int, str] = {}
     for p in params:
-        value = DEFAULT_LIMIT if p.role == "limit" else _value(p, tables)
+        table = _table_of(p, tables)
+        value = DEFAULT_LIMIT if p.role == "limit" else _value(p, table)
         if value is None:
             return None
-        values[p.number] = value if p.role == "limit" else sql.Literal(value).as_string()
+        values[p.number] = value if p.role == "limit" or _is_number(p, table, value) else \
+            sql.Literal(value).as_string()
     if set(int(n) for n in re.findall(r"\$(\d+)", text)) - set(values):
         return None
     return re.sub(r"\$(\d+)", lambda m: values[int(m.group(1))], text)
 
 
-def _value(p: Param, tables: dict[str | None, Table]) -> str | None:
-    table = tables.get(p.table) if p.table else next(
-        (t for t in tables.values() if p.column in t.stats), None)
+def _table_of(p: Param, tables: dict[str | None, Table]) -> Table | None:
+    return tables.get(p.table) if p.table else next((t for t in tables.values() if p.column in t.stats), None)
+
+
+# format_type's names of the built-in numeric types, whose values a check writes as numbers:
+# "retailer_id = 758" reads as the application's query does; '758' works too, but reads as text.
+_NUMERIC = re.compile(r"(smallint|integer|bigint|real|double precision|numeric(\(\d+(,\d+)?\))?)")
+
+
+def _is_number(p: Param, table: Table | None, value: str) -> bool:
+    column = table.columns.get(p.column or "") if table else None
+    return bool(column and column[1] and _NUMERIC.fullmatch(column[0])
+                and re.fullmatch(r"\d+(\.\d+)?", value))  # a negative one stays quoted: "a -$1" would be "a --5"
+
+
+def _value(p: Param, table: Table | None) -> str | None:
     st = table.stats.get(p.column or "") if table else None
     if st is None:
         return None
