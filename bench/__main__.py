@@ -58,7 +58,7 @@ from dbtune.sqltext.statements import read_index_file
 
 from . import docs, provenance
 from .advise import run_part as run_advise_part
-from .chain import chain_report, run_chain
+from .chain import REVISIONS, chain_report, run_chain
 from .fleet import fleet_report, run_fleet
 from .growth import growth_report, run_growth
 from .load import Writer
@@ -264,6 +264,8 @@ def main() -> None:
                         help="run one part: the index builds and checks (with the refresh), the long migration "
                              "chain, the refresh alone, the growth per scale, the verbs' start-up, or the fleet")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
+    parser.add_argument("--chain-revisions", type=int, default=REVISIONS,
+                        help="revisions of the long chain, a multiple of 10 (fewer only for a smoke run)")
     parser.add_argument("--refresh-rounds", type=int, default=3, help="rounds of each refresh mode")
     parser.add_argument("--startup-rounds", type=int, default=7, help="rounds of the start-up comparison")
     parser.add_argument("--fleet-rounds", type=int, default=2, help="rounds of the fleet against single runs")
@@ -288,7 +290,7 @@ def main() -> None:
     else:
         results = {}
     if args.only in (None, "chain"):
-        results["chain"] = run_chain(args.chain_rounds)
+        results["chain"] = run_chain(args.chain_rounds, revisions=args.chain_revisions)
     if args.only in (None, "growth"):
         results["growth"] = run_growth([float(s) for s in args.scales.split(",") if s.strip()])
     if args.only in (None, "startup"):

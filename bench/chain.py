@@ -33,10 +33,12 @@ from tabulate import tabulate
 
 from dbtune.servers.throwaway import throwaway_server
 
+# make bench's; a smoke run passes fewer (a multiple of GROUP: every kind, each branch merged)
 REVISIONS = 300
-HEAD = f"r{REVISIONS:03d}"
-EXPECTED_TABLES = REVISIONS // 10  # one per group of ten revisions (see _revision)
-EXPECTED_INDEXES = 2 * REVISIONS // 10  # a concurrent and a plain one per table
+
+
+def head_of(revisions: int) -> str:
+    return f"r{revisions:03d}"
 TOOLS = ("alembic", "dbtune")
 TARGET_RATIO = 1.1
 # Long enough for a slow machine, short enough that a hung run does not stall `make bench`.
@@ -238,14 +240,14 @@ def _revision(n: int) -> tuple[str, tuple[str, ...], str, list[str], list[str]]:
     return kind, parents, f"{kind} {table}", upgrade, downgrade
 
 
-def write_project(folder: Path, url: str) -> Path:
-    """A standard Alembic project in ``folder``: alembic.ini, migrations/env.py, 300 revisions. Returns the ini."""
+def write_project(folder: Path, url: str, revisions: int = REVISIONS) -> Path:
+    """A standard Alembic project in ``folder``: alembic.ini, migrations/env.py, the revisions. Returns the ini."""
     versions = folder / "migrations" / "versions"
     versions.mkdir(parents=True)
     (folder / "migrations" / "env.py").write_text(ENV_PY)
     # ConfigParser interpolation: a literal % in the URL must be doubled.
     (folder / "alembic.ini").write_text(ALEMBIC_INI.format(url=url.replace("%", "%%")))
-    for n in range(1, REVISIONS + 1):
+    for n in range(1, revisions + 1):
         rev = f"r{n:03d}"
         _, parents, message, upgrade, downgrade = _revision(n)
         down = repr(parents[0]) if len(parents) == 1 else repr(parents) if parents else "None"
@@ -253,7 +255,7 @@ def write_project(folder: Path, url: str) -> Path:
             message=message, rev=rev, down=down, down_doc=", ".join(parents),
             upgrade="".join(f"    {line}\n" for line in upgrade).rstrip("\n"),
             downgrade="".join(f"    {line}\n" for line in downgrade).rstrip("\n")))
-    # Compile once up front: otherwise whichever tool runs first pays for compiling 300 files.
+    # Compile once up front: otherwise whichever tool runs first pays for compiling every file.
     compileall.compile_dir(str(folder / "migrations"), quiet=1)
     return folder / "alembic.ini"
 
@@ -288,8 +290,8 @@ def _timed(argv: list[str], cwd: Path, env: dict[str, str], secret: str) -> Run:
     return Run(wall, True)
 
 
-def _state_of(dsn: str) -> str:
-    """Where the database ended: HEAD when alembic_version says so and the chain's tables and indexes exist.
+def _state_of(dsn: str, revisions: int) -> str:
+    """Where the database ended: the head when alembic_version says so and the chain's tables and indexes exist.
 
     The schema is counted too, so a run that only stamped the version (or skipped steps) is not taken for a run.
     """
@@ -305,17 +307,20 @@ def _state_of(dsn: str) -> str:
     except psycopg.Error as exc:
         return f"unreadable ({str(exc).strip().splitlines()[0]})"
     version = ",".join(r[0] for r in rows) or "base"
-    if version == HEAD and (tables, indexes) != (EXPECTED_TABLES, EXPECTED_INDEXES):
-        return (f"{HEAD} by alembic_version but with {tables} of the {EXPECTED_TABLES} tables and {indexes} of the "
-                f"{EXPECTED_INDEXES} indexes")
+    # One table per group of revisions (see _revision), a concurrent and a plain index on each.
+    head, expected_tables = head_of(revisions), revisions // GROUP
+    if version == head and (tables, indexes) != (expected_tables, 2 * expected_tables):
+        return (f"{head} by alembic_version but with {tables} of the {expected_tables} tables and {indexes} of the "
+                f"{2 * expected_tables} indexes")
     return version
 
 
 class Chain:
     """One throwaway server, one generated project, and the two tools' argument lists."""
 
-    def __init__(self, server_dsn: str, folder: Path, ini: Path, password: str) -> None:
+    def __init__(self, server_dsn: str, folder: Path, ini: Path, password: str, revisions: int) -> None:
         self.admin = server_dsn
+        self.revisions = revisions
         self.folder = folder
         self.ini = ini
         self.password = password
@@ -342,9 +347,9 @@ class Chain:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         argv = self.upgrade_argv(tool, url)
         full = _timed(argv, self.folder, self.env, self.password)
-        at = _state_of(dsn)
-        if full.ok and at != HEAD:
-            full = Run(full.wall_s, False, f"exit 0 but the database ended at {at} (expected {HEAD})")
+        at, head = _state_of(dsn, self.revisions), head_of(self.revisions)
+        if full.ok and at != head:
+            full = Run(full.wall_s, False, f"exit 0 but the database ended at {at} (expected {head})")
         elif not full.ok:
             full.error += f" (database left at {at})"
         noop = _timed(argv, self.folder, self.env, self.password) if full.ok else Run(None, False, "skipped")
@@ -386,9 +391,11 @@ def _rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, object]:
+def run_chain(rounds: int = 5, server_kind: str = "embedded", revisions: int = REVISIONS) -> dict[str, object]:
     """Measure both tools; failures are recorded in the results, never raised."""
-    results: dict[str, object] = {"revisions": REVISIONS, "rounds": rounds, "commands": COMMANDS}
+    if revisions < GROUP or revisions % GROUP:
+        raise ValueError(f"the chain's revisions must be a multiple of {GROUP}, got {revisions}")
+    results: dict[str, object] = {"revisions": revisions, "rounds": rounds, "commands": COMMANDS}
     runs: dict[str, dict[str, list[Run]]] = {tool: {"upgrade": [], "noop": [], "startup": [], "help": []}
                                              for tool in TOOLS}
     with throwaway_server(server_kind) as server, tempfile.TemporaryDirectory(prefix="dbtune-chain-") as tmp:
@@ -396,8 +403,8 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
             results["server"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         folder = Path(tmp)
         # Plain alembic reads the URL from the ini; the database name there is replaced per run below.
-        ini = write_project(folder, "")
-        chain = Chain(server.dsn(), folder, ini, server.password)
+        ini = write_project(folder, "", revisions)
+        chain = Chain(server.dsn(), folder, ini, server.password, revisions)
 
         def one(tool: str, dbname: str, record: bool) -> None:
             dsn = server.dsn(dbname)
@@ -450,8 +457,8 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded") -> dict[str, objec
         per_tool[tool] = {
             "ok_runs": sum(r.ok for r in runs[tool]["upgrade"]),
             "median_s": _rounded(full), "startup_s": _rounded(startup), "noop_s": _rounded(noop),
-            "per_revision_ms": _rounded((full - startup) / REVISIONS * 1000) if full and startup else None,
-            "per_revision_over_noop_ms": _rounded((full - noop) / REVISIONS * 1000) if full and noop else None,
+            "per_revision_ms": _rounded((full - startup) / revisions * 1000) if full and startup else None,
+            "per_revision_over_noop_ms": _rounded((full - noop) / revisions * 1000) if full and noop else None,
             "runs": [asdict(r) for r in runs[tool]["upgrade"]],
             "noop_runs": [asdict(r) for r in runs[tool]["noop"]],
             "startup_runs": [asdict(r) for r in runs[tool]["startup"]],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from dbtune.cli import cli
@@ -31,6 +32,15 @@ class Result:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+@pytest.fixture
+def short_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pauses of 50 ms between lock retries instead of the backoff's seconds: for tests of what a run
+    does once its retries run out, which the pauses' lengths do not change (their jitter is tested apart)."""
+    from dbtune.core.retry import Backoff
+
+    monkeypatch.setattr(Backoff, "delay", lambda self, attempt: 0.05)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -51,8 +51,16 @@ class Bouncer:
         return urlunsplit((parts.scheme, f"{login}127.0.0.1:{self.port}", parts.path, parts.query, ""))
 
     def stop(self) -> None:
+        self.signal()
+        self.wait()
+
+    def signal(self) -> None:
+        """Ask it to stop (SIGTERM: PgBouncer's immediate shutdown), without waiting."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
+
+    def wait(self) -> None:
+        """Wait for it to be gone (about a second: it acts on the signal at its next tick), then remove its files."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -127,8 +135,10 @@ def _url(dsn: str) -> str:
 def pgbouncers() -> Iterator[dict[tuple[object, ...], Bouncer]]:
     started: dict[tuple[object, ...], Bouncer] = {}
     yield started
+    for bouncer in started.values():  # all signalled first: each takes about a second to go
+        bouncer.signal()
     for bouncer in started.values():
-        bouncer.stop()
+        bouncer.wait()
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def test_the_growth_benchmark_runs(tmp_path: Path) -> None:
 
 
 def test_the_chain_benchmark_runs_and_times_every_kind_of_revision(tmp_path: Path) -> None:
-    results = bench(tmp_path, "--only", "chain", "--chain-rounds", "1")
+    results = bench(tmp_path, "--only", "chain", "--chain-rounds", "1", "--chain-revisions", "30")
+    assert results["chain"]["revisions"] == 30
     tools = results["chain"]["tools"]
     assert tools["dbtune"]["ok_runs"] == tools["alembic"]["ok_runs"] == 1  # type: ignore[index]
     assert results["chain"]["help"]["dbtune"] is not None  # type: ignore[index]

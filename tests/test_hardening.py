@@ -165,7 +165,7 @@ def test_a_retry_never_reruns_what_a_revision_committed(database: str, tmp_path:
     assert scalar(database, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'nickname'") == 2
 
 
-def test_retries_run_out_listing_what_committed(database: str, tmp_path: Path) -> None:
+def test_retries_run_out_listing_what_committed(database: str, tmp_path: Path, short_pauses: None) -> None:
     root = project(tmp_path, 'op.execute("CREATE TABLE users (id int, email text); CREATE TABLE barbers (id int)")',
                    NICKNAMES_AROUND_A_BUILD)
     assert apply(database, root, "--to", "r1").exit_code == 0

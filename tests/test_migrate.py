@@ -234,6 +234,16 @@ def test_lock_timeout_retries_with_backoff(database: str) -> None:
     assert current(database) == "a3"
 
 
+def test_backoff_pauses_grow_to_their_cap_with_full_jitter() -> None:
+    """Each pause is drawn between 0.1 s and base x 2^attempt (at most the cap): waiting runs spread out
+    instead of retrying in step, and a later attempt may wait longer."""
+    backoff = Backoff(retries=5, base_s=0.5, cap_s=3.0)
+    for attempt, bound in ((1, 1.0), (2, 2.0), (3, 3.0), (6, 3.0)):
+        pauses = [backoff.delay(attempt) for _ in range(400)]
+        assert all(0.1 <= p <= bound for p in pauses), (attempt, min(pauses), max(pauses))
+        assert max(pauses) > 0.8 * bound and len(set(pauses)) > 300  # the whole range, not one value
+
+
 def test_lock_timeout_gives_up_after_retries(database: str) -> None:
     assert run_cli("apply", "--database-url", database, *OWN, "--to", "a2").exit_code == 0
     with psycopg.connect(database) as reader:

@@ -91,7 +91,7 @@ def test_a_read_only_role_is_told_why_nothing_was_written(owned_database: OwnedD
 
 
 def test_every_retry_on_the_applications_pooled_engine_is_bounded_by_lock_timeout(
-        owned_database: OwnedDatabase, tmp_path: Path) -> None:
+        owned_database: OwnedDatabase, tmp_path: Path, short_pauses: None) -> None:
     """env.py takes the application's engine (its own pool, kept across dbtune's attempts): the retry
     after a lock timeout gets the same connection back, whose rolled-back transaction took dbtune's
     lock_timeout with it.  Every attempt must still give up within --lock-timeout."""
