@@ -277,8 +277,8 @@ def test_seed_does_not_queue_behind_a_session_using_the_tables(database: str) ->
     assert run_cli("apply", "--database-url", database, "--to", "0001").exit_code == 0
     with psycopg.connect(database) as holder:
         holder.execute("LOCK TABLE orders IN ACCESS SHARE MODE")
-        result = run_cli("seed", "--database-url", database, "--scale", "0.001")
+        result = run_cli("seed", "--database-url", database, "--scale", "0.001", "--lock-timeout", "0.2")
     assert result.exit_code == 1, result.output
-    assert "another session is using the reference tables" in result.stderr
+    assert "another session is using the reference tables (no lock within 0.2s" in result.stderr
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)

@@ -52,7 +52,7 @@ FINISH_FILE = "99_finish.sql"
 
 
 def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
-         out: Output | None = None) -> dict[str, int]:
+         out: Output | None = None, lock_timeout_s: float = 5.0) -> dict[str, int]:
     """Seed the reference schema at ``scale``; return the rows loaded per table.
 
     Refuses (DbtuneError) when any seeded table already holds rows, unless
@@ -69,7 +69,7 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
         with conn.transaction():
             # The load locks the seeded tables; never queue behind (and in front of)
             # other sessions for long.
-            conn.execute("SET LOCAL lock_timeout = '5s'")
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_s * 1000)}ms"])
             _check_schema(conn)
             occupied = _occupied_tables(conn)
             if occupied and not replace:
@@ -110,8 +110,9 @@ def seed(conn: psycopg.Connection, scale: float = 1.0, *, replace: bool = False,
         raise DbtuneError(f"the reference schema is missing or out of date ({_first_line(exc)}); "
                           "run `dbtune apply` first") from exc
     except psycopg.errors.LockNotAvailable as exc:
-        raise DbtuneError("seeding failed: another session is using the reference tables "
-                          f"({_first_line(exc)}); seed a database nobody else uses", sqlstate=exc.sqlstate) from exc
+        raise DbtuneError(f"seeding failed: another session is using the reference tables (no lock within "
+                          f"{lock_timeout_s:g}s: {_first_line(exc)}); seed a database nobody else uses",
+                          sqlstate=exc.sqlstate) from exc
     except psycopg.Error as exc:
         raise DbtuneError(f"seeding failed: {_first_line(exc)}", sqlstate=exc.sqlstate) from exc
     if out:

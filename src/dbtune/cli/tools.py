@@ -85,9 +85,11 @@ Examples:
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="1 is about 1,000,000 orders; other tables in proportion.")
 @click.option("--replace", is_flag=True, help="Empty the reference tables first (never the default).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0.05), default=5.0, show_default=True, metavar="SECONDS",
+              help="Longest wait for the reference tables' locks when another session uses them.")
 @click.option("--quiet", "-q", is_flag=True)
 @connection_options
-def seed(scale: float, replace: bool, quiet: bool, database_url: str | None) -> None:
+def seed(scale: float, replace: bool, lock_timeout: float, quiet: bool, database_url: str | None) -> None:
     """Fill the reference schema with deterministic, realistic data (for demos and tests)."""
     from ..core import db
     from ..seed import seed as run_seed
@@ -95,7 +97,7 @@ def seed(scale: float, replace: bool, quiet: bool, database_url: str | None) -> 
 
     out = writer(quiet)
     with db.connect(target_of(database_url), purpose="seed", autocommit=False) as conn:
-        counts = run_seed(conn, scale, replace=replace, out=out)
+        counts = run_seed(conn, scale, replace=replace, out=out, lock_timeout_s=lock_timeout)
     render.seeded(counts, out)
 
 
