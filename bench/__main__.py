@@ -58,7 +58,7 @@ from dbtune.sqltext.statements import read_index_file
 
 from . import docs, provenance
 from .advise import run_part as run_advise_part
-from .chain import REVISIONS, chain_report, run_chain
+from .chain import GROUP, REVISIONS, chain_report, run_chain
 from .fleet import fleet_report, run_fleet
 from .growth import growth_report, run_growth
 from .load import Writer
@@ -254,6 +254,13 @@ def report(results: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _chain_length(text: str) -> int:
+    revisions = int(text)
+    if revisions < GROUP or revisions % GROUP:
+        raise argparse.ArgumentTypeError(f"a multiple of {GROUP}, got {text}")
+    return revisions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale (1 = about 1,000,000 orders)")
@@ -264,8 +271,8 @@ def main() -> None:
                         help="run one part: the index builds and checks (with the refresh), the long migration "
                              "chain, the refresh alone, the growth per scale, the verbs' start-up, or the fleet")
     parser.add_argument("--chain-rounds", type=int, default=5, help="rounds of the long-chain comparison")
-    parser.add_argument("--chain-revisions", type=int, default=REVISIONS,
-                        help="revisions of the long chain, a multiple of 10 (fewer only for a smoke run)")
+    parser.add_argument("--chain-revisions", type=_chain_length, default=REVISIONS,
+                        help=f"revisions of the long chain, a multiple of {GROUP} (fewer only for a smoke run)")
     parser.add_argument("--refresh-rounds", type=int, default=3, help="rounds of each refresh mode")
     parser.add_argument("--startup-rounds", type=int, default=7, help="rounds of the start-up comparison")
     parser.add_argument("--fleet-rounds", type=int, default=2, help="rounds of the fleet against single runs")

@@ -33,12 +33,9 @@ from tabulate import tabulate
 
 from dbtune.servers.throwaway import throwaway_server
 
-# make bench's; a smoke run passes fewer (a multiple of GROUP: every kind, each branch merged)
+# The chain's length in make bench; a smoke run passes fewer, a multiple of GROUP (so that every
+# kind is in it and every branch is merged).
 REVISIONS = 300
-
-
-def head_of(revisions: int) -> str:
-    return f"r{revisions:03d}"
 TOOLS = ("alembic", "dbtune")
 TARGET_RATIO = 1.1
 # Long enough for a slow machine, short enough that a hung run does not stall `make bench`.
@@ -240,6 +237,10 @@ def _revision(n: int) -> tuple[str, tuple[str, ...], str, list[str], list[str]]:
     return kind, parents, f"{kind} {table}", upgrade, downgrade
 
 
+def head_of(revisions: int) -> str:
+    return f"r{revisions:03d}"
+
+
 def write_project(folder: Path, url: str, revisions: int = REVISIONS) -> Path:
     """A standard Alembic project in ``folder``: alembic.ini, migrations/env.py, the revisions. Returns the ini."""
     versions = folder / "migrations" / "versions"
@@ -393,8 +394,7 @@ def _rounded(value: float | None, digits: int = 3) -> float | None:
 
 def run_chain(rounds: int = 5, server_kind: str = "embedded", revisions: int = REVISIONS) -> dict[str, object]:
     """Measure both tools; failures are recorded in the results, never raised."""
-    if revisions < GROUP or revisions % GROUP:
-        raise ValueError(f"the chain's revisions must be a multiple of {GROUP}, got {revisions}")
+    assert revisions >= GROUP and revisions % GROUP == 0, revisions  # checked by the command line
     results: dict[str, object] = {"revisions": revisions, "rounds": rounds, "commands": COMMANDS}
     runs: dict[str, dict[str, list[Run]]] = {tool: {"upgrade": [], "noop": [], "startup": [], "help": []}
                                              for tool in TOOLS}

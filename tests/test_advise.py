@@ -101,25 +101,28 @@ def test_statement_kinds_from_the_parse_tree() -> None:
 
 def test_a_checks_parameters_are_filled_from_pg_stats_numbers_as_numbers() -> None:
     """The check file's query reads as the application's: a number compared with a numeric column
-    unquoted, text and dates quoted, a pattern a whole value, the LIMIT a number; nothing to fill with, None."""
+    unquoted, text, dates and a real quoted (0.1::real is not the numeric 0.1), a pattern a whole value, the
+    LIMIT a number; nothing to fill with, None."""
     from dbtune.advise.costing import fill
     from dbtune.advise.tables import Stats, Table
     from dbtune.sqltext.parameters import params
 
     orders = Table(1, "public", "orders", 1000.0, 8192,
                    {"retailer_id": ("bigint", True), "total": ("numeric(12,2)", True), "status": ("text", True),
-                    "created_at": ("date", True), "name": ("text", True), "code": ("integer", True)})
+                    "created_at": ("date", True), "name": ("text", True), "code": ("integer", True),
+                    "ratio": ("real", True)})
     orders.stats = {"retailer_id": Stats(0, 100, (), (), ("1", "758", "999")),
                     "total": Stats(0, -1, (), (), tuple(f"{n}.50" for n in range(20))),
                     "status": Stats(0, 3, ("done", "pending"), (0.9, 0.1), ()),
                     "created_at": Stats(0, -1, (), (), ("2025-01-01", "2025-06-01", "2025-12-31")),
                     "name": Stats(0, -1, (), (), ("acme", "bolt", "cog")),
-                    "code": Stats(0, 3, ("2", "-1"), (0.5, 0.5), ())}
+                    "code": Stats(0, 3, ("2", "-1"), (0.5, 0.5), ()),
+                    "ratio": Stats(0, 2, ("0.5", "0.1"), (0.5, 0.5), ())}
     text = ("SELECT id FROM orders WHERE retailer_id = $1 AND total > $2 AND status = $3 AND created_at < $4 "
-            "AND name LIKE $5 AND code = $6 LIMIT $7")
+            "AND name LIKE $5 AND code = $6 AND ratio = $7 LIMIT $8")
     assert fill(text, params(text), {None: orders}) == (
         "SELECT id FROM orders WHERE retailer_id = 758 AND total > 18.50 AND status = 'pending' "
-        "AND created_at < '2025-01-01' AND name LIKE '%bolt%' AND code = '-1' LIMIT 20")
+        "AND created_at < '2025-01-01' AND name LIKE '%bolt%' AND code = '-1' AND ratio = '0.1' LIMIT 20")
     unknown = "SELECT id FROM orders WHERE nothing = $1"
     assert fill(unknown, params(unknown), {None: orders}) is None
 

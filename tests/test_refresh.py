@@ -146,6 +146,36 @@ def test_one_session_holds_the_views_lock_refreshes_and_records_named_for_the_re
     assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.slow_keyed'") == 2
 
 
+@pytest.mark.parametrize("how", ["pg_cancel_backend", "pg_terminate_backend"])
+def test_a_refresh_a_dba_cancels_or_ends_fails_in_one_line_and_is_recorded(views: str, how: str) -> None:
+    """A DBA's pg_cancel_backend (no --timeout was given) or pg_terminate_backend on the refreshing session:
+    exit 1 with the reason, the view keeps its contents, and the failure is in the history, written on a
+    new session when the refresh's own was ended."""
+    assert refresh(views, "slow_keyed").exit_code == 0
+    result: list[object] = []
+    refresher = threading.Thread(target=lambda: result.append(refresh(views, "slow_keyed")))
+    refresher.start()
+    try:
+        with psycopg.connect(views, autocommit=True) as dba:
+            wait_until(lambda: dba.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                           "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
+                       what="the refresh to start")
+            dba.execute(f"SELECT {how}(pid) FROM pg_stat_activity "  # noqa: S608 - one of two fixed names
+                        "WHERE query LIKE 'REFRESH MATERIALIZED VIEW%%' AND state = 'active'")
+    finally:
+        refresher.join(timeout=60)
+    failed = result[0]
+    assert failed.exit_code == 1 and "Traceback" not in failed.output, failed.output  # type: ignore[attr-defined]
+    expected = "cancelled by another session" if how == "pg_cancel_backend" else "terminat"
+    assert expected in failed.stderr and "keeps its previous contents" in failed.stderr  # type: ignore[attr-defined]
+    assert "not recorded" not in failed.output  # type: ignore[attr-defined]
+    with psycopg.connect(views, autocommit=True) as conn:
+        outcome, error = conn.execute("SELECT outcome, error FROM dbtune.refresh_history "
+                                      "WHERE view_name = 'public.slow_keyed' ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
+    assert outcome == "failed" and expected in error, (outcome, error)
+    assert scalar(views, "SELECT sum(n) FROM slow_keyed") == 1000  # the previous contents
+
+
 def test_if_older_than_skips_fresh_views(views: str) -> None:
     assert refresh(views, "keyed").exit_code == 0
     skipped = refresh(views, "keyed", "--if-older-than", "1h")

@@ -64,7 +64,9 @@ def _table_of(p: Param, tables: dict[str | None, Table]) -> Table | None:
 
 # format_type's names of the built-in numeric types, whose values a check writes as numbers:
 # "retailer_id = 758" reads as the application's query does; '758' works too, but reads as text.
-_NUMERIC = re.compile(r"(smallint|integer|bigint|real|double precision|numeric(\(\d+(,\d+)?\))?)")
+# Not real: a real column compared with the numeric 0.1 is compared as float8, where 0.1::real is
+# not 0.1, and the quoted '0.1' (read as a real) is what matches the row pg_stats took it from.
+_NUMERIC = re.compile(r"(smallint|integer|bigint|double precision|numeric(\(\d+(,\d+)?\))?)")
 
 
 def _is_number(p: Param, table: Table | None, value: str) -> bool:

@@ -249,8 +249,9 @@ def _refresh_locked(target: Target, conn: psycopg.Connection, view: View, why: s
             out.warn(f"{view.label}: ANALYZE skipped, the view is locked (autovacuum will do it)")
         rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s", [view.oid]).fetchone()
     except psycopg.errors.QueryCanceled:
-        result = Result(view.label, "failed", mode, time.monotonic() - started,
-                        message=f"cancelled after {options.timeout_s:g}s (--timeout)")
+        # Our --timeout, or with none (statement_timeout 0 on this session) a DBA's pg_cancel_backend.
+        why = f"after {options.timeout_s:g}s (--timeout)" if options.timeout_s else "by another session"
+        result = Result(view.label, "failed", mode, time.monotonic() - started, message=f"cancelled {why}")
         out.warn(f"{view.label}: refresh {result.message}; the view keeps its previous contents")
         return _recorded(target, conn, view, result, started_wall, options)
     except psycopg.Error as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from ..core import db
 from ..core.errors import DbtuneError
 from ..core.output import Output
 from . import emit, openmetrics, page, refresh_runs
@@ -34,7 +35,7 @@ def _runs(target: Any) -> refresh_runs.Runs:
     except DbtuneError as exc:  # the target's own run succeeded a moment ago: say what this read met
         return refresh_runs.Runs(None, f"it could not be read: {exc}")
     except psycopg.Error as exc:
-        return refresh_runs.Runs(None, f"it could not be read: {exc.diag.message_primary or type(exc).__name__}")
+        return refresh_runs.Runs(None, f"it could not be read: {db.describe(exc, target)}")
 
 
 def publish(verb: str, results: list[Any], targets: list[Any], fmt: str, out: Output) -> None:

@@ -169,7 +169,7 @@ def _refreshes(found: refresh_runs.Runs | None, prefix: str) -> str:
         # Whose problem it is differs: no history is the owner's one-time setup, an unreadable one a
         # grant for the role that runs the report (often a monitoring role, not the owner).
         why = found.why_not if found and found.why_not else "it could not be read"
-        out.append(f'<p class="note">No refresh history to show: {escape(why)}.</p>')
+        out.append(f'<p class="note">No refresh history to show: {escape(why.rstrip("."))}.</p>')
     elif not runs:
         out.append("<p>No refresh recorded yet.</p>")
     else:
@@ -181,11 +181,12 @@ def _refreshes(found: refresh_runs.Runs | None, prefix: str) -> str:
     return "".join(out) + "</section>"
 
 
-def _part(part: Part) -> str:
-    # A fleet page holds a part per target: each part's sections are anchored under its target's name,
-    # so that every id is unique and each part's links lead within that part.
+def _part(part: Part, number: int) -> str:
+    # A fleet page holds a part per target: each part's sections are anchored under its number (a
+    # target's name could end like another's section: "eu" and "eu-health"), so that every id is
+    # unique and each part's links lead within that part.  The part itself is #target-NAME.
     anchor = f"target-{escape(part.name)}" if part.name else ""
-    prefix = f"{anchor}-" if anchor else ""
+    prefix = f"t{number}-" if anchor else ""
     out = [f'<article id="{anchor}">' if anchor else "<article>"]
     doc = part.report
     if part.name:
@@ -222,7 +223,7 @@ def render(parts: list[Part], generated: dt.datetime | None = None) -> str:
             f"{generated:%Y-%m-%d %H:%M %Z}</p></header>"]
     if single is None:
         body.append(_fleet(parts))
-    body += [_part(p) for p in parts]
+    body += [_part(p, n) for n, p in enumerate(parts, start=1)]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f'<meta name="viewport" content="width=device-width"><style>{STYLE}</style></head>'
             f"<body>{''.join(body)}<script>{SORT}</script></body></html>")
