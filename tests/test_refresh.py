@@ -7,6 +7,8 @@ import re
 import subprocess
 import threading
 import zlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -14,6 +16,8 @@ import pytest
 from dbtune.maintenance.refresh import _LOCK_BASE
 from tests.fix_cli import ROOT, run_cli, scalar
 from tests.test_online import wait_until
+
+T = TypeVar("T")
 
 
 def execute(database: str, statement: str) -> None:
@@ -120,29 +124,35 @@ def test_a_view_another_run_is_refreshing_is_skipped(views: str) -> None:
     assert alone.exit_code == 4, alone.output
 
 
+def while_refreshing(database: str, view: str, meanwhile: Callable[[psycopg.Connection], T]) -> tuple[Any, T]:
+    """Refresh ``view`` in a thread and, once its REFRESH runs, call ``meanwhile`` with a session of
+    its own: (the refresh's result, what ``meanwhile`` returned)."""
+    result: list[Any] = []
+    refresher = threading.Thread(target=lambda: result.append(refresh(database, view)))
+    refresher.start()
+    try:
+        with psycopg.connect(database, autocommit=True) as other:
+            wait_until(lambda: other.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                             "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
+                       what="the refresh to start")
+            seen = meanwhile(other)
+    finally:
+        refresher.join(timeout=60)
+    return result[0], seen
+
+
 def test_one_session_holds_the_views_lock_refreshes_and_records_named_for_the_refresh(views: str) -> None:
     """One login a view: the session that runs the REFRESH is the one holding the view's lock (an
     overlapping run skips it), shows in pg_stat_activity as the refresh, and records the history row."""
     assert refresh(views, "slow_keyed").exit_code == 0  # populated: the next one runs concurrently
-    result: list[object] = []
-    refresher = threading.Thread(target=lambda: result.append(refresh(views, "slow_keyed")))
-    refresher.start()
-    try:
-        with psycopg.connect(views, autocommit=True) as watcher:
-            wait_until(lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                               "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
-                       what="the refresh to start")
-            sessions = watcher.execute(
-                "SELECT a.application_name, a.query LIKE 'REFRESH MATERIALIZED VIEW%%', "
-                "       EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' "
-                "               AND l.granted AND ((l.classid::int8 << 32) | l.objid::int8) = %s) "
-                "FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
-                "  AND a.application_name LIKE 'dbtune%%'",
-                [_LOCK_BASE | zlib.crc32(b"public.slow_keyed")]).fetchall()
-    finally:
-        refresher.join(timeout=60)
+    done, sessions = while_refreshing(views, "slow_keyed", lambda watcher: watcher.execute(
+        "SELECT a.application_name, a.query LIKE 'REFRESH MATERIALIZED VIEW%%', "
+        "       EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' "
+        "               AND l.granted AND ((l.classid::int8 << 32) | l.objid::int8) = %s) "
+        "FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() "
+        "  AND a.application_name LIKE 'dbtune%%'", [_LOCK_BASE | zlib.crc32(b"public.slow_keyed")]).fetchall())
     assert sessions == [("dbtune refresh slow_keyed", True, True)], sessions
-    assert result and result[0].exit_code == 0, result  # type: ignore[union-attr]
+    assert done.exit_code == 0, done.output
     assert scalar(views, "SELECT count(*) FROM dbtune.refresh_history WHERE view_name = 'public.slow_keyed'") == 2
 
 
@@ -152,23 +162,13 @@ def test_a_refresh_a_dba_cancels_or_ends_fails_in_one_line_and_is_recorded(views
     exit 1 with the reason, the view keeps its contents, and the failure is in the history, written on a
     new session when the refresh's own was ended."""
     assert refresh(views, "slow_keyed").exit_code == 0
-    result: list[object] = []
-    refresher = threading.Thread(target=lambda: result.append(refresh(views, "slow_keyed")))
-    refresher.start()
-    try:
-        with psycopg.connect(views, autocommit=True) as dba:
-            wait_until(lambda: dba.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                           "'REFRESH MATERIALIZED VIEW%%' AND state = 'active'").fetchone()[0],
-                       what="the refresh to start")
-            dba.execute(f"SELECT {how}(pid) FROM pg_stat_activity "  # noqa: S608 - one of two fixed names
-                        "WHERE query LIKE 'REFRESH MATERIALIZED VIEW%%' AND state = 'active'")
-    finally:
-        refresher.join(timeout=60)
-    failed = result[0]
-    assert failed.exit_code == 1 and "Traceback" not in failed.output, failed.output  # type: ignore[attr-defined]
+    failed, _ = while_refreshing(views, "slow_keyed", lambda dba: dba.execute(
+        f"SELECT {how}(pid) FROM pg_stat_activity "  # noqa: S608 - one of two fixed names
+        "WHERE query LIKE 'REFRESH MATERIALIZED VIEW%%' AND state = 'active'"))
+    assert failed.exit_code == 1 and "Traceback" not in failed.output, failed.output
     expected = "cancelled by another session" if how == "pg_cancel_backend" else "terminat"
-    assert expected in failed.stderr and "keeps its previous contents" in failed.stderr  # type: ignore[attr-defined]
-    assert "not recorded" not in failed.output  # type: ignore[attr-defined]
+    assert expected in failed.stderr and "keeps its previous contents" in failed.stderr
+    assert "not recorded" not in failed.output
     with psycopg.connect(views, autocommit=True) as conn:
         outcome, error = conn.execute("SELECT outcome, error FROM dbtune.refresh_history "
                                       "WHERE view_name = 'public.slow_keyed' ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
