@@ -65,11 +65,10 @@ class RunLock:
 
     def acquire(self, wait: bool, poll_s: float, session: psycopg.Connection | None = None) -> None:
         """Take the lock on a new session, or on ``session`` (an idle autocommit session of
-        the caller's, which the lock then owns and closes): one connection fewer per run."""
+        the caller's, named for what it does, which the lock then owns and closes): one
+        connection fewer per run."""
         conn = session or db.connect(self.target, purpose="lock")
         try:
-            if session is not None:
-                session.execute("SELECT set_config('application_name', %s, false)", [f"{db.APPLICATION} lock"])
             announced = False
             while not _try(conn, self.key):
                 who, holder = _holder(conn, self.key)

@@ -237,10 +237,7 @@ def _refresh_locked(target: Target, conn: psycopg.Connection, view: View, why: s
     statement = sql.SQL("REFRESH MATERIALIZED VIEW {}{}").format(
         sql.SQL("CONCURRENTLY " if mode == "concurrently" else ""), view.ident)
     try:
-        # The run lock named the session for pg_stat_activity's lock holders; a DBA looking
-        # there sees the refresh it runs.
-        conn.execute("SELECT set_config('application_name', %s, false), set_config('statement_timeout', %s, false)",
-                     [f"{db.APPLICATION} refresh {view.name}"[:63], f"{int((options.timeout_s or 0) * 1000)}ms"])
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{int((options.timeout_s or 0) * 1000)}ms"])
         _with_retries(conn, statement, view, options, out)
         conn.execute(set_lock_timeout(options.lock_timeout_s))
         try:

@@ -104,6 +104,8 @@ class Run:
         self._bind(connection, context)
         if self.want_lock and self.lock is None:
             session, self.own = self.own, None
+            if session is not None:  # the preflight's session holds the lock from here: named so for DBAs
+                session.execute("SELECT set_config('application_name', %s, false)", [f"{db.APPLICATION} lock"])
             self.lock = self.stack.enter_context(run_lock(self.bound or self.target, wait=self.options.wait_for_lock,
                                                           out=self.out, session=session))
             self.state.lock = self.options.online.lock = self.lock

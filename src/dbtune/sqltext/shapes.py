@@ -158,7 +158,7 @@ def key_columns(use: Use, known: Collection[str] | None = None,
     # A column compared with a list (IN) matches several runs of the index: rows come out in key
     # order within each run only, so before an ORDER BY it goes after the sort's columns, where
     # the scan still filters on it without reading the table.
-    later = [c for c in use.listed if use.order]
+    later = use.listed if use.order else []
     for column in use.equal:
         if fits(column) and column not in later:
             add(column)
