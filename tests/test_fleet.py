@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from dbtune.core.errors import EXIT_FAILED
+from dbtune.fleetworkers import Workers
 from dbtune.servers.throwaway import throwaway_server
 from tests.fix_cli import run_cli, scalar
 from tests.fix_db import _kinds
@@ -151,3 +156,49 @@ def test_bad_target_files_and_two_names_for_one_database_are_refused(database: s
     tagged = targets_file(tmp_path, {"one": database}, {"one": ["staging"]})
     result = run_cli("apply", *OWN, "--targets", str(tagged), "--tag", "prod")
     assert result.exit_code == 2 and "no target left" in result.stderr
+
+
+STATUS = ["refresh", "--status", "--all", "--format", "json"]  # a quick read of the target: no views, "[]"
+
+
+def reads(worker, database: str) -> bool:  # type: ignore[no-untyped-def]
+    code, lines = worker.command(database, STATUS)
+    return code == 0 and lines[-1] == "[]"
+
+
+def test_a_worker_that_dies_fails_its_target_and_the_next_gets_one_started_afresh(database: str) -> None:
+    """A worker killed mid-fleet (the OOM killer, a DBA's kill): its target fails in one line, and the
+    fleet goes on with a worker started afresh.  Workers are forked only from a process running no
+    other thread."""
+    forked = threading.active_count() == 1
+    workers = Workers(1, "refresh")
+    try:
+        first = workers.get()
+        assert (first.proc is None) == forked  # forked from this process, or started afresh
+        assert reads(first, database)
+        os.kill(first.pid, signal.SIGKILL)
+        code, lines = first.command(database, STATUS)
+        assert code == EXIT_FAILED and lines[-1] == "error: the fleet's worker process ended", lines
+        workers.put(first)
+        second = workers.get()
+        assert second is not first and second.proc is not None
+        assert reads(second, database)
+    finally:
+        workers.close()
+
+
+def test_a_process_running_threads_starts_its_workers_afresh(database: str) -> None:
+    """Never a fork while another thread runs: a lock it held at that moment would stay held in the copy."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        workers = Workers(2, "refresh")
+        try:
+            worker = workers.get()
+            assert worker.proc is not None and reads(worker, database)
+        finally:
+            workers.close()
+    finally:
+        stop.set()
+        other.join()
