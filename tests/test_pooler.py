@@ -3,6 +3,7 @@ and no setting or lock left behind on a server connection the application gets n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -188,3 +189,36 @@ def test_env_py_through_a_pooler_dbtune_cannot_probe_is_refused(
     assert len(line) == 1 and "cannot open a session there to tell its pooling mode" in line[0], result.stderr
     assert owned_database.password not in result.output
     assert scalar(owned_database.admin_url, "SELECT to_regclass('people') IS NULL")
+
+
+def test_cron_verbs_as_the_owner_through_session_pooling_leave_nothing_behind(
+        owned_database: OwnedDatabase, pgbouncer, tmp_path: Path) -> None:
+    """refresh (each view's one session holds its lock, sets its timeouts and records), refresh --status
+    and report, as the owner role through session pooling with no reset query: they work as directly,
+    and no setting or advisory lock stays on a server connection the application gets next.
+    Transaction pooling is refused for them too, before anything is done."""
+    carry_settings(owned_database)
+    with psycopg.connect(owned_database.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE readings (id int PRIMARY KEY, v int NOT NULL)")
+        conn.execute("INSERT INTO readings SELECT i, 1 + i % 7 FROM generate_series(1, 1000) i")
+        conn.execute("CREATE MATERIALIZED VIEW keyed AS SELECT v, count(*) AS n FROM readings GROUP BY v")
+        conn.execute("CREATE UNIQUE INDEX keyed_v ON keyed (v)")
+    bouncer = pgbouncer("session", pool_size=4, reset_query="")
+    url = bouncer.url(owned_database.url)
+    for args in (["--setup"], ["--all", "--timeout", "60"], ["--all"]):
+        refreshed = run_cli("refresh", *args, "--database-url", url)
+        assert refreshed.exit_code == 0, refreshed.output
+    assert "public.keyed: refreshed concurrently" in refreshed.stdout
+    status = run_cli("refresh", "--status", "--all", "--format", "json", "--database-url", url)
+    assert status.exit_code == 0 and json.loads(status.stdout)[0]["rows"] == 7, status.output
+    page = run_cli("report", "--format", "html", "-o", str(tmp_path / "page.html"), "--database-url", url)
+    assert page.exit_code == 0 and 'data-section="refreshes"' in (tmp_path / "page.html").read_text(), page.output
+    assert scalar(owned_database.admin_url, "SELECT count(*) FROM dbtune.refresh_history") == 2
+    assert settings_of_every_server_connection(url, 4) == ROLE_SETTINGS
+
+    through = pgbouncer("transaction", pool_size=1).url(owned_database.url)
+    for args in (["refresh", "--all"], ["maintain"], ["report"]):
+        refused = run_cli(*args, "--database-url", through)
+        assert refused.exit_code == 2 and "transaction pooling mode" in refused.stderr, (args, refused.output)
+    assert scalar(owned_database.admin_url, "SELECT count(*) FROM dbtune.refresh_history") == 2
+    assert settings_of_every_server_connection(through, 1) == ROLE_SETTINGS
