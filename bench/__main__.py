@@ -67,7 +67,9 @@ from .report import report_report, run_report
 from .startup import run_startup, startup_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SEPARATE = ("refresh", "report", "chain", "growth", "startup", "fleet")  # each in its own results file
+# Each part with its own results file, and its summary; the index part's other figures go in indexes.json.
+PARTS = {"refresh": refresh_report, "report": report_report, "growth": growth_report, "chain": chain_report,
+         "startup": startup_report, "fleet": fleet_report}
 BEFORE_INDEXES = "0002"  # schema and extensions, no performance indexes yet
 INDEXES_DONE = "0006"  # the last revision of the 16 shipped index builds
 
@@ -291,46 +293,49 @@ def main() -> None:
         if args.only:
             return
     code = provenance.snapshot()  # before anything runs: the code these figures measure
-    if args.only == "refresh":
-        results = run_refresh_only(args.scale, args.refresh_rounds)
-    elif args.only in (None, "indexes"):
-        results = run(args.scale, args.rate, args.refresh_rounds)
-    else:
-        results = {}
-    if args.only in (None, "chain"):
-        results["chain"] = run_chain(args.chain_rounds, revisions=args.chain_revisions)
-    if args.only in (None, "growth"):
-        results["growth"] = run_growth([float(s) for s in args.scales.split(",") if s.strip()])
-    if args.only in (None, "startup"):
-        results["startup"] = run_startup(args.startup_rounds)
-    if args.only in (None, "fleet"):
-        with tempfile.TemporaryDirectory(prefix="dbtune-fleet-") as folder:
-            results["fleet"] = run_fleet(Path(folder), args.fleet_rounds, args.fleet_databases, args.fleet_many)
     results_dir = args.results or RESULTS
     results_dir.mkdir(exist_ok=True, parents=True)
     machine = {"cores": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
                                                            / 1024 ** 3, 1)}
+
+    def save(part: str, data: dict[str, object]) -> None:
+        """A part's results file, written as soon as the part is done: a later part that fails loses
+        nothing measured before it."""
+        (results_dir / f"{part}.json").write_text(json.dumps({"machine": machine, **data, "code": code}, indent=2))
+
+    results: dict[str, object] = {}
+    if args.only == "refresh":
+        results = run_refresh_only(args.scale, args.refresh_rounds)
+    elif args.only in (None, "indexes"):
+        results = run(args.scale, args.rate, args.refresh_rounds)
     common = {k: results[k] for k in ("scale", "server", "orders", "seed_s") if k in results}
-    for part in SEPARATE:
+    for part in ("refresh", "report"):  # measured on the index part's seeded server
         if part in results:
-            data = {"machine": machine, **common, **results[part]} if part in ("refresh", "report") else \
-                {"machine": machine, **results[part]}  # type: ignore[dict-item]
-            (results_dir / f"{part}.json").write_text(json.dumps({**data, "code": code}, indent=2))
+            save(part, {**common, **results[part]})  # type: ignore[dict-item]
     if "write_stall" in results:
-        indexes = {k: v for k, v in results.items() if k not in SEPARATE}
-        (results_dir / "indexes.json").write_text(json.dumps({"machine": machine, **indexes, "code": code},
-                                                             indent=2))
+        save("indexes", {k: v for k, v in results.items() if k not in PARTS})
+    runners = {"chain": lambda: run_chain(args.chain_rounds, revisions=args.chain_revisions),
+               "growth": lambda: run_growth([float(s) for s in args.scales.split(",") if s.strip()]),
+               "startup": lambda: run_startup(args.startup_rounds),
+               "fleet": lambda: _fleet(args)}
+    for part, runner in runners.items():
+        if args.only in (None, part):
+            results[part] = runner()
+            save(part, results[part])  # type: ignore[arg-type]
     if not args.no_docs:
         docs.write()  # docs/benchmarks.md's figures, from every results file
     if "write_stall" in results:
         print()
         print(report(results))
-    for part, describe in (("refresh", refresh_report), ("report", report_report), ("growth", growth_report),
-                           ("chain", chain_report), ("startup", startup_report), ("fleet", fleet_report)):
+    for part, describe in PARTS.items():
         if part in results:
             print()
             print(describe(results[part]))  # type: ignore[operator, arg-type]
 
+
+def _fleet(args: argparse.Namespace) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="dbtune-fleet-") as folder:
+        return run_fleet(Path(folder), args.fleet_rounds, args.fleet_databases, args.fleet_many)
 
 if __name__ == "__main__":
     main()

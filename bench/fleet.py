@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from tabulate import tabulate
 
-from dbtune.servers.throwaway import throwaway_server
+from dbtune.servers.throwaway import LocalServer, throwaway_server
 
 TARGET_RATIO = 0.4
 FLEET_SIZE = 20
@@ -41,12 +41,12 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def _databases(admin: str, count: int, prefix: str) -> list[str]:
-    base = admin.rsplit("/", 1)[0]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for n in range(count):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(f"{prefix}{n:03d}")))
-    return [f"{base}/{prefix}{n:03d}" for n in range(count)]
+def _databases(server: LocalServer, count: int, prefix: str) -> list[str]:
+    names = [f"{prefix}{n:03d}" for n in range(count)]
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return [server.dsn(name) for name in names]
 
 
 def _targets_file(folder: Path, name: str, dsns: list[str]) -> Path:
@@ -70,7 +70,7 @@ def run_fleet(folder: Path, rounds: int = 2, size: int = FLEET_SIZE, many: int =
     with throwaway_server("embedded") as server:
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             results["server"] = conn.execute("SHOW server_version").fetchone()[0]
-        dsns = _databases(server.dsn(), max(size, many), "fleet")
+        dsns = _databases(server, max(size, many), "fleet")
         every = _targets_file(folder, "all", dsns)
         _timed(["apply", "--targets", str(every), "--parallel", "4", "--quiet"], env)  # to head, not measured
         some = _targets_file(folder, "some", dsns[:size])
