@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -368,10 +369,13 @@ def _timeline(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, obje
     with subprocess.Popen(argv, cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
+        stalled = threading.Timer(RUN_TIMEOUT_S, proc.kill)  # a hung run must not stall make bench
+        stalled.start()
         for line in proc.stdout:
             found = re.search(r"Running upgrade .*-> r(\d+)", line)
             if found:
                 marks.append((int(found.group(1)), time.perf_counter()))
+        stalled.cancel()
     ended = time.perf_counter()
     if proc.returncode != 0 or not marks:
         return {"ok": False}
@@ -446,9 +450,16 @@ def run_chain(rounds: int = 5, server_kind: str = "embedded", revisions: int = R
             dsn = server.dsn(dbname)
             url = "postgresql+psycopg://" + dsn.split("://", 1)[1]
             ini.write_text(ALEMBIC_INI.format(url=url.replace("%", "%%")))
-            with psycopg.connect(server.dsn(), autocommit=True) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            try:
+                with psycopg.connect(server.dsn(), autocommit=True) as conn:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except psycopg.Error as exc:  # the harness's own database handling: recorded, never raised
+                print(f"chain: could not prepare {dbname}: {exc}", flush=True)
+                timelines[tool] = {"ok": False}
+                continue
             timelines[tool] = _timeline(chain.upgrade_argv(tool, url), folder, chain.env)
+            if timelines[tool]["ok"] and _state_of(dsn, revisions) != head_of(revisions):
+                timelines[tool] = {"ok": False}  # exit 0 without reaching the head: no figures
         results["timeline"] = timelines
 
     per_tool: dict[str, dict[str, object]] = {}
