@@ -34,6 +34,7 @@ class Worker:
     def __init__(self, forked: bool) -> None:
         self.proc: subprocess.Popen[str] | None = None
         self._ends: tuple[int, ...] = ()
+        self._gone = False  # its pipe broke or ended: gone, even before the process is reaped
         if forked:
             self.pid, self.requests, self.replies = self._fork()
             return
@@ -73,6 +74,8 @@ class Worker:
 
     @property
     def alive(self) -> bool:
+        if self._gone:
+            return False
         if self.proc is not None:
             return self.proc.poll() is None
         try:
@@ -87,6 +90,7 @@ class Worker:
             self.requests.write(json.dumps({"dsn": dsn, "args": args}) + "\n")
             self.requests.flush()
         except BrokenPipeError:
+            self._gone = True
             return EXIT_FAILED, ["error: the fleet's worker process ended"]
         for line in self.replies:
             # The marker may follow output that did not end its line.
@@ -97,7 +101,9 @@ class Worker:
                     each_line(text)
             if marker:
                 return int(code), lines
-        # It died mid-command: that target failed, and the next one gets another worker.
+        # It died mid-command: that target failed, and the next one gets another worker.  Its pipe
+        # closes as it exits, a moment before the process can be reaped, so "alive" is not asked.
+        self._gone = True
         return EXIT_FAILED, [*lines, "error: the fleet's worker process ended"]
 
     def end(self) -> None:
